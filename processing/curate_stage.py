@@ -1,0 +1,92 @@
+"""The whole curate stage: plan shards from the configured inputs, run the three steps (read,
+decide, timeline) with completion markers, and write stats.json with the funnel."""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+from processing import schema as S
+from processing.config import PipelineConfig
+from processing.curate import curate_file, shard_id
+from processing.stage import StageMarkers, fingerprint, funnel_table, merge_stats, run_shards
+from processing.storage import RunRoot, expand_glob
+from processing.timelines import decide, timeline
+
+log = logging.getLogger(__name__)
+STAGE = "curate"
+
+
+def plan_inputs(cfg: PipelineConfig) -> list[dict]:
+    """One task per input file (sorted, de-duplicated); an input matching no file is an error."""
+    tasks, seen = [], set()
+    for spec in cfg.curate.inputs:
+        files = expand_glob(spec.path, cfg.storage)
+        if not files:
+            raise FileNotFoundError(f"curate.inputs: `{spec.path}` matches no file; check the path "
+                                    f"(local paths are relative to {__import__('os').getcwd()})")
+        for uri in files:
+            if uri not in seen:
+                seen.add(uri)
+                tasks.append({"shard": shard_id(uri), "uri": uri, "format": spec.format})
+    return tasks
+
+
+def check_accounting(stats: dict) -> list[str]:
+    """Every read record is kept or rejected: return the platforms where that does not add up."""
+    bad = []
+    for platform, p in stats.get("platforms", {}).items():
+        rejected = sum(n for step in p.get("rejected", {}).values() for n in step.values())
+        if p.get("read", 0) != p.get("kept", 0) + rejected:
+            bad.append(f"{platform}: read {p.get('read', 0)} != kept {p.get('kept', 0)} + rejected {rejected}")
+    return bad
+
+
+def run_curate(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False) -> dict:
+    """Run (or resume) the curate stage under cfg.run_root; return the stats written to stats.json."""
+    t0 = time.perf_counter()
+    root = RunRoot(cfg.run_root, cfg.storage)
+    markers = StageMarkers(root, STAGE)
+    if restart:
+        for d in ("_markers/curate", "_markers/curate-read", "_markers/curate-decide", "_markers/curate-timeline",
+                  "_work/curate", "events", "users", "rejects", "stats.json"):
+            root.delete(d)
+    markers.check_config(fingerprint(cfg.curate.model_dump(mode="json")))
+    tasks = plan_inputs(cfg)
+    base = {"run_root": root.uri, "n_buckets": cfg.curate.num_user_buckets}
+    salt = cfg.user_salt()
+    log.info("curate: %d input files -> %s", len(tasks), root.uri)
+
+    read_stats = run_shards(root, "curate-read", [{**base, **t} for t in tasks],
+                            functools.partial(curate_file, cfg=cfg.curate, storage=cfg.storage, salt=salt),
+                            use_ray=use_ray)
+    stats: dict = {}
+    for shard in sorted(read_stats):
+        merge_stats(stats, read_stats[shard])
+    platforms = sorted(p for p in stats.get("platforms", {}) if p in S.PLATFORMS)
+
+    decide_stats = run_shards(root, "curate-decide", [{**base, "shard": p, "platform": p} for p in platforms],
+                              functools.partial(decide, cfg=cfg.curate, storage=cfg.storage), use_ray=use_ray)
+    timeline_tasks = [{**base, "shard": f"{p}-{b:04d}", "platform": p, "bucket": b}
+                      for p in platforms for b in range(cfg.curate.num_user_buckets)]
+    timeline_stats = run_shards(root, "curate-timeline", timeline_tasks,
+                                functools.partial(timeline, cfg=cfg.curate, storage=cfg.storage), use_ray=use_ray)
+    for part in (decide_stats, timeline_stats):
+        for shard in sorted(part):
+            merge_stats(stats, part[shard])
+    for p in platforms:
+        stats["platforms"][p].setdefault("kept", 0)
+        stats["platforms"][p].setdefault("users", 0)
+    stats["steps"]["decide"] = {"rows": 0, "bytes": 0,
+                                "seconds": sum(s["seconds"]["curate-decide"] for s in decide_stats.values())}
+    stats["steps"]["timeline"]["seconds"] = sum(s["seconds"]["curate-timeline"] for s in timeline_stats.values())
+    stats.pop("seconds", None)
+    stats["wall_seconds"] = time.perf_counter() - t0
+    stats["accounting_errors"] = check_accounting(stats)
+    root.write_json("stats.json", stats)
+    if stats["accounting_errors"]:
+        log.error("curate: rows unaccounted for: %s", stats["accounting_errors"])
+    for err in stats.get("file_errors", []):
+        log.error("curate: file not fully read: %s: %s", err["uri"], err["error"])
+    log.info("curate funnel (%s):\n%s", root.uri_of("stats.json"), funnel_table(stats))
+    return stats

@@ -1,0 +1,161 @@
+"""Every column name and record schema of the project, defined once.
+
+Records (see DESIGN.md): an *event* is one kept post/comment/tweet/review; a *reject* is one dropped
+input row with the stage and reason; a *user* is one kept person with counts and metadata.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Platforms and event kinds.
+REDDIT, TWITTER, BLOGGER, AMAZON = "reddit", "twitter", "blogger", "amazon"
+PLATFORMS = (REDDIT, TWITTER, BLOGGER, AMAZON)
+SUBMISSION, COMMENT, TWEET, BLOG_POST, REVIEW = "submission", "comment", "tweet", "blog_post", "review"
+KINDS = (SUBMISSION, COMMENT, TWEET, BLOG_POST, REVIEW)
+
+# Event columns.
+EVENT_ID = "event_id"
+PLATFORM = "platform"
+USER_ID = "user_id"
+TS = "ts"
+KIND = "kind"
+TEXT = "text"
+TITLE = "title"
+CONTEXT = "context"
+META = "meta"
+SOURCE_URI = "source_uri"
+SOURCE_ROW = "source_row"
+NATIVE_ID = "native_id"
+PARENT_ID = "parent_id"  # native id of the thread root (Reddit link_id) or the reviewed item
+LANG = "lang"
+LANG_SCORE = "lang_score"
+QUALITY = "quality"
+DUP_CLUSTER = "dup_cluster"
+DUP_CLUSTER_SIZE = "dup_cluster_size"
+USER_BUCKET = "user_bucket"
+PII_COUNT = "pii_count"
+REMOVED_FRACTION = "removed_fraction"
+
+TS_TYPE = pa.timestamp("us", tz="UTC")
+
+# Columns every reader produces (before cleaning and scores).
+RAW_EVENT_SCHEMA = pa.schema(
+    [
+        pa.field(EVENT_ID, pa.string(), nullable=False),
+        pa.field(PLATFORM, pa.string(), nullable=False),
+        pa.field(USER_ID, pa.string(), nullable=False),
+        pa.field(TS, TS_TYPE),
+        pa.field(KIND, pa.string(), nullable=False),
+        pa.field(TEXT, pa.string()),
+        pa.field(TITLE, pa.string()),
+        pa.field(CONTEXT, pa.string()),
+        pa.field(META, pa.string()),  # JSON object
+        pa.field(NATIVE_ID, pa.string()),
+        pa.field(PARENT_ID, pa.string()),
+        pa.field(SOURCE_URI, pa.string(), nullable=False),
+        pa.field(SOURCE_ROW, pa.int64(), nullable=False),
+    ]
+)
+
+# Transient rule inputs that readers add beside the raw columns; dropped before anything is written.
+AUTHOR = "author"  # the raw author name, lower-cased: only for bot/deleted checks, never written
+SCORE = "score"
+NUM_COMMENTS = "num_comments"
+IS_SELF = "is_self"
+DISTINGUISHED = "distinguished"
+REMOVED = "removed"  # the body was "[removed]"/"[deleted]"
+IS_TOP_LEVEL = "is_top_level"
+IS_RETWEET = "is_retweet"
+RULE_SCHEMA = pa.schema(
+    [
+        pa.field(AUTHOR, pa.string()),
+        pa.field(SCORE, pa.int64()),
+        pa.field(NUM_COMMENTS, pa.int64()),
+        pa.field(IS_SELF, pa.bool_()),
+        pa.field(DISTINGUISHED, pa.string()),
+        pa.field(REMOVED, pa.bool_()),
+        pa.field(IS_TOP_LEVEL, pa.bool_()),
+        pa.field(IS_RETWEET, pa.bool_()),
+    ]
+)
+READ_BATCH_SCHEMA = pa.schema(list(RAW_EVENT_SCHEMA) + list(RULE_SCHEMA))
+
+# Columns of a kept event in events/ (raw columns plus what curation adds).
+EVENT_SCHEMA = pa.schema(
+    list(RAW_EVENT_SCHEMA)
+    + [
+        pa.field(REMOVED_FRACTION, pa.float32()),
+        pa.field(PII_COUNT, pa.int32()),
+        pa.field(LANG, pa.string()),
+        pa.field(LANG_SCORE, pa.float32()),
+        pa.field(USER_BUCKET, pa.int32()),
+    ]
+)
+
+# Reject columns.
+STAGE = "stage"
+REASON = "reason"
+DETAIL = "detail"
+EXCERPT = "excerpt"
+EXCERPT_CHARS = 200
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field(EVENT_ID, pa.string()),  # null when the row never became an event (unparseable)
+        pa.field(PLATFORM, pa.string()),
+        pa.field(USER_ID, pa.string()),
+        pa.field(SOURCE_URI, pa.string(), nullable=False),
+        pa.field(SOURCE_ROW, pa.int64(), nullable=False),  # -1: the whole file
+        pa.field(STAGE, pa.string(), nullable=False),
+        pa.field(REASON, pa.string(), nullable=False),
+        pa.field(DETAIL, pa.string()),
+        pa.field(EXCERPT, pa.string()),
+    ]
+)
+
+# User columns.
+N_EVENTS = "n_events"
+N_BY_KIND = "n_by_kind"  # JSON object kind -> count
+FIRST_TS = "first_ts"
+LAST_TS = "last_ts"
+SPAN_DAYS = "span_days"
+
+USER_SCHEMA = pa.schema(
+    [
+        pa.field(USER_ID, pa.string(), nullable=False),
+        pa.field(PLATFORM, pa.string(), nullable=False),
+        pa.field(N_EVENTS, pa.int64(), nullable=False),
+        pa.field(N_BY_KIND, pa.string()),
+        pa.field(FIRST_TS, TS_TYPE),
+        pa.field(LAST_TS, TS_TYPE),
+        pa.field(SPAN_DAYS, pa.float64()),
+        pa.field(META, pa.string()),  # JSON: blogger gender/age/industry/sign, twitter bio (scrubbed), ...
+    ]
+)
+
+# Side tables that readers emit next to events: user profiles and item metadata.
+PROFILE_SCHEMA = pa.schema(
+    [
+        pa.field(USER_ID, pa.string(), nullable=False),
+        pa.field(PLATFORM, pa.string(), nullable=False),
+        pa.field(META, pa.string()),  # JSON object (bio, followers, location, ...)
+        pa.field(SOURCE_URI, pa.string(), nullable=False),
+        pa.field(SOURCE_ROW, pa.int64(), nullable=False),
+    ]
+)
+ITEM_ID = "item_id"
+ITEM_SCHEMA = pa.schema(
+    [
+        pa.field(ITEM_ID, pa.string(), nullable=False),
+        pa.field(PLATFORM, pa.string(), nullable=False),
+        pa.field(TITLE, pa.string()),
+        pa.field(META, pa.string()),  # JSON object (categories, features, description, details)
+        pa.field(SOURCE_URI, pa.string(), nullable=False),
+        pa.field(SOURCE_ROW, pa.int64(), nullable=False),
+    ]
+)
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    """An empty table of the given schema."""
+    return schema.empty_table()

@@ -1,0 +1,245 @@
+"""Dataset I/O on local paths and s3:// URIs through one pyarrow filesystem interface.
+
+`RunRoot` is the directory of one run: every stage writes its Parquet shards, completion markers
+and stats under it. Writes are atomic (temporary name, then move; an S3 PUT is atomic by itself),
+so a killed writer never leaves a half file under a final name.
+"""
+from __future__ import annotations
+
+import fnmatch
+import io
+import json
+import os
+import posixpath
+import shutil
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, BinaryIO, Iterator
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from processing.config import StorageConfig
+
+GLOB_CHARS = set("*?[")
+PARQUET_COMPRESSION = "zstd"
+
+
+@lru_cache(maxsize=8)
+def _s3(endpoint_url: str | None, region: str) -> pafs.S3FileSystem:
+    kwargs: dict[str, Any] = {"region": region}
+    if endpoint_url:
+        scheme, _, host = endpoint_url.partition("://")
+        kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+    return pafs.S3FileSystem(**kwargs)
+
+
+def resolve(uri: str, storage: StorageConfig | None = None) -> tuple[pafs.FileSystem, str]:
+    """Return (filesystem, path) for a local path or an s3:// URI. Local paths become absolute."""
+    storage = storage or StorageConfig()
+    if uri.startswith("s3://"):
+        return _s3(storage.endpoint_url, storage.region), uri[len("s3://"):].rstrip("/")
+    if "://" in uri:
+        raise ValueError(f"unsupported URI scheme in {uri!r}: use a local path or s3://bucket/key")
+    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
+
+
+def to_uri(fs: pafs.FileSystem, path: str) -> str:
+    return f"s3://{path}" if isinstance(fs, pafs.S3FileSystem) else path
+
+
+def expand_glob(pattern: str, storage: StorageConfig | None = None) -> list[str]:
+    """List the files matching a path or glob (sorted URIs); a plain path to a directory lists it recursively."""
+    fs, path = resolve(pattern, storage)
+    parts = path.split("/")
+    first_glob = next((i for i, p in enumerate(parts) if GLOB_CHARS & set(p)), None)
+    if first_glob is None:
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.File:
+            return [to_uri(fs, path)]
+        if info.type == pafs.FileType.Directory:
+            sel = pafs.FileSelector(path, recursive=True)
+            return sorted(to_uri(fs, i.path) for i in fs.get_file_info(sel) if i.type == pafs.FileType.File)
+        return []
+    base = "/".join(parts[:first_glob]) or "/"
+    info = fs.get_file_info(base)
+    if info.type != pafs.FileType.Directory:
+        return []
+    sel = pafs.FileSelector(base, recursive=True)
+    regex = _glob_regex(path)
+    found = [i.path for i in fs.get_file_info(sel) if i.type == pafs.FileType.File]
+    return sorted(to_uri(fs, p) for p in found if regex.match(p))
+
+
+def _glob_regex(pattern: str):
+    import re
+
+    # "**/" matches any number of directories; "*" stays within one directory.
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        else:
+            j = i
+            while j < len(pattern) and pattern[j] not in "*":
+                j += 1
+            out += fnmatch.translate(pattern[i:j])[4:-3]  # strip fnmatch's (?s:...)\Z wrapper
+            i = j
+    return re.compile(out + r"\Z", re.S)
+
+
+def open_input(uri: str, storage: StorageConfig | None = None) -> BinaryIO:
+    """Open a file for streaming reads (no decompression)."""
+    fs, path = resolve(uri, storage)
+    return fs.open_input_stream(path, compression=None)
+
+
+def file_size(uri: str, storage: StorageConfig | None = None) -> int:
+    fs, path = resolve(uri, storage)
+    return fs.get_file_info(path).size or 0
+
+
+@dataclass(frozen=True)
+class RunRoot:
+    """The root directory (local or s3://) of one pipeline run."""
+
+    uri: str
+    storage: StorageConfig = StorageConfig()
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        return resolve(self.uri, self.storage)[0]
+
+    def path(self, *parts: str) -> str:
+        """Filesystem path (no scheme) of a file under the root."""
+        return posixpath.join(resolve(self.uri, self.storage)[1], *parts)
+
+    def uri_of(self, *parts: str) -> str:
+        return to_uri(self.fs, self.path(*parts))
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.get_file_info(self.path(*parts)).type != pafs.FileType.NotFound
+
+    def _makedirs(self, path: str) -> None:
+        if not isinstance(self.fs, pafs.S3FileSystem):
+            self.fs.create_dir(posixpath.dirname(path), recursive=True)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write a file atomically."""
+        final = self.path(rel)
+        self._makedirs(final)
+        if isinstance(self.fs, pafs.S3FileSystem):
+            with self.fs.open_output_stream(final) as out:
+                out.write(data)
+            return
+        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+        with self.fs.open_output_stream(tmp) as out:
+            out.write(data)
+        self.fs.move(tmp, final)
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open_input_stream(self.path(rel)) as f:
+            return f.read()
+
+    def write_json(self, rel: str, obj: Any) -> None:
+        self.write_bytes(rel, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+    def read_json(self, rel: str) -> Any:
+        return json.loads(self.read_bytes(rel))
+
+    def write_parquet(self, rel: str, table: pa.Table) -> None:
+        """Write one Parquet file atomically (deterministic bytes for the same table)."""
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression=PARQUET_COMPRESSION, row_group_size=64 * 1024)
+        self.write_bytes(rel, buf.getvalue())
+
+    def list(self, rel: str, suffix: str = "") -> list[str]:
+        """Relative paths of the files under a directory (recursive, sorted); [] when it is absent."""
+        base = self.path(rel)
+        if self.fs.get_file_info(base).type != pafs.FileType.Directory:
+            return []
+        root = self.path()
+        infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True))
+        return sorted(
+            posixpath.relpath(i.path, root)
+            for i in infos
+            if i.type == pafs.FileType.File and i.path.endswith(suffix) and ".tmp-" not in i.path
+        )
+
+    def read_parquet(self, rel: str, columns: list[str] | None = None, filters=None,
+                     schema: pa.Schema | None = None) -> pa.Table:
+        """Read every Parquet file under a directory (or one file) as one table, in file-name order."""
+        files = [rel] if rel.endswith(".parquet") else self.list(rel, ".parquet")
+        tables = [pq.read_table(self.path(f), columns=columns, filters=filters, filesystem=self.fs,
+                                schema=schema) for f in files]
+        if not tables:
+            if schema is None:
+                return pa.table({})
+            return schema.empty_table().select(columns) if columns else schema.empty_table()
+        return pa.concat_tables(tables, promote_options="default")
+
+    def iter_parquet(self, rel: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        for f in self.list(rel, ".parquet"):
+            yield pq.read_table(self.path(f), columns=columns, filesystem=self.fs)
+
+    def delete(self, rel: str) -> None:
+        """Delete a file or a directory tree under the root; absent is fine."""
+        path = self.path(rel)
+        info = self.fs.get_file_info(path)
+        if info.type == pafs.FileType.Directory:
+            self.fs.delete_dir(path)
+        elif info.type == pafs.FileType.File:
+            self.fs.delete_file(path)
+
+
+class ParquetShardWriter:
+    """Stream tables into one Parquet file under a run root; the file appears only on close().
+
+    Rows are written to a local temporary file as they come (bounded memory), then moved into
+    place (local) or uploaded (S3). abort() drops the temporary file.
+    """
+
+    def __init__(self, root: RunRoot, rel: str, schema: pa.Schema):
+        import tempfile
+
+        self.root, self.rel, self.schema, self.rows = root, rel, schema, 0
+        fd, self._tmp = tempfile.mkstemp(suffix=".parquet", prefix="shard-")
+        os.close(fd)
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression=PARQUET_COMPRESSION)
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer.write_table(table.select(self.schema.names).cast(self.schema), row_group_size=64 * 1024)
+            self.rows += table.num_rows
+
+    def close(self) -> None:
+        self._writer.close()
+        final = self.root.path(self.rel)
+        try:
+            if isinstance(self.root.fs, pafs.S3FileSystem):
+                pafs.copy_files(self._tmp, final, source_filesystem=pafs.LocalFileSystem(),
+                                destination_filesystem=self.root.fs)
+            else:
+                self.root._makedirs(final)
+                tmp_final = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+                shutil.move(self._tmp, tmp_final)  # a copy when /tmp is another device
+                os.replace(tmp_final, final)
+        finally:
+            if os.path.exists(self._tmp):
+                os.remove(self._tmp)
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            if os.path.exists(self._tmp):
+                os.remove(self._tmp)

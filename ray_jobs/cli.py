@@ -1,0 +1,53 @@
+"""The `humanllm` command: one subcommand per stage, and `pipeline` to run them all in order."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from processing.config import ConfigError
+from ray_jobs import curate
+from ray_jobs.common import setup_logging
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from processing.sample_data import write_sample
+
+    manifest = write_sample(args.out, seed=args.seed, users_per_platform=args.users)
+    print(f"wrote {sum(manifest.values())} records in {len(manifest)} files under {args.out}")
+    return 0
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    """Every stage built so far, in order (today: curate)."""
+    return curate.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="humanllm", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("curate", help="raw dumps -> cleaned, filtered per-user timelines (events/, users/, rejects/)")
+    curate.add_arguments(c)
+    c.set_defaults(func=curate.run)
+    pl = sub.add_parser("pipeline", help="run every stage in order on one config")
+    curate.add_arguments(pl)
+    pl.set_defaults(func=_pipeline)
+    s = sub.add_parser("sample", help="write the bundled synthetic sample (native raw formats of all platforms)")
+    s.add_argument("out")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--users", type=int, default=30)
+    s.set_defaults(func=_sample)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"humanllm: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Shared edge code of the entry points: logging, config loading and Ray start-up."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from processing.config import PipelineConfig, load_config
+
+log = logging.getLogger("humanllm")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def parse_overrides(pairs: list[str] | None) -> dict:
+    """`--set curate.num_user_buckets=4` pairs into a dict (values parsed as YAML scalars)."""
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def load(path: str, overrides: list[str] | None = None) -> PipelineConfig:
+    return load_config(path, parse_overrides(overrides))
+
+
+def init_ray(cfg: PipelineConfig) -> None:
+    """Start an embedded local cluster (address: local) or join one (auto / ray://...); no-op if connected."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs = {"logging_config": ray.LoggingConfig(encoding="TEXT", log_level="INFO"),
+              "runtime_env": {"env_vars": {"PYTHONPATH": os.getcwd()}}}
+    if cfg.ray.address == "local":
+        ray.init(address="local", num_cpus=cfg.ray.num_cpus, include_dashboard=False,
+                 object_store_memory=cfg.ray.object_store_memory, **kwargs)
+    else:
+        ray.init(address=cfg.ray.address, **kwargs)
+    log.info("Ray: %s", ray.cluster_resources())
