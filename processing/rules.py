@@ -76,7 +76,9 @@ def meta_rules(platform: str, cfg: CurateConfig) -> list[Rule]:
 
 
 def text_rules(platform: str, cfg: CurateConfig) -> list[Rule]:
-    """Rules on cleaned text: removed content, emptiness, lengths, bare questions, ads."""
+    """Rules on cleaned text: removed content, emptiness, bare questions and ads, then lengths.
+
+    The specific reasons come before too_short, so a short ad is counted as an ad."""
     common: list[Rule] = [
         ("removed_content", lambda t: _fill(pc.and_(_col(t, S.REMOVED), pc.less(_chars(t, with_title=True), _min_chars(t, platform, cfg))))),
         ("empty_text", lambda t: pc.equal(_chars(t, with_title=True), 0)),
@@ -84,16 +86,16 @@ def text_rules(platform: str, cfg: CurateConfig) -> list[Rule]:
     if platform == S.REDDIT:
         r = cfg.reddit
         return common + [
-            ("too_short", lambda t: pc.less(_chars(t, with_title=True), _min_chars(t, platform, cfg))),
             ("bare_question", lambda t: _fill(pc.and_(_kind(t, S.SUBMISSION), pc.and_(
                 pc.less(_words(t), r.bare_question_max_words),
                 pc.ends_with(pc.utf8_trim_whitespace(pc.fill_null(_col(t, S.TEXT), "")), "?"))))),
+            ("too_short", lambda t: pc.less(_chars(t, with_title=True), _min_chars(t, platform, cfg))),
         ]
     if platform == S.TWITTER:
         ads = _phrase_regex(cfg.twitter.ad_phrases)
         return common + [
-            ("too_short", lambda t: pc.less(_chars(t), cfg.twitter.min_chars)),
             ("ad", lambda t: _fill(pc.match_substring_regex(_col(t, S.TEXT), ads))),
+            ("too_short", lambda t: pc.less(_chars(t), cfg.twitter.min_chars)),
         ]
     if platform == S.BLOGGER:
         return common + [("too_short", lambda t: pc.less(_chars(t), cfg.blogger.min_chars))]

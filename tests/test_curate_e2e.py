@@ -1,0 +1,174 @@
+"""The curate stage end to end on a real local Ray cluster: the bundled sample, kill-and-rerun, and
+the S3 path against moto's S3 server on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+import yaml
+
+from processing import schema as S
+from processing.config import parse_config
+from processing.curate_stage import run_curate
+from processing.storage import RunRoot
+from tests.conftest import REPO, sample_inputs
+
+pytestmark = pytest.mark.slow
+OUTPUTS = ("events", "users", "rejects")
+
+
+def read_outputs(run_root: str, storage=None) -> dict:
+    """Every output table, sorted by its natural key, as Python rows (for equality checks)."""
+    root = RunRoot(run_root, storage) if storage else RunRoot(run_root)
+    out = {}
+    for name, schema, key in (("events", S.EVENT_SCHEMA, S.EVENT_ID), ("users", S.USER_SCHEMA, S.USER_ID),
+                              ("rejects", S.REJECT_SCHEMA, S.SOURCE_ROW)):
+        t = root.read_parquet(name, schema=schema)
+        sort = [(S.SOURCE_URI, "ascending"), (S.SOURCE_ROW, "ascending")] if name == "rejects" else [(key, "ascending")]
+        out[name] = t.sort_by(sort).to_pylist()
+    return out
+
+
+def sample_config(sample_dir: Path, run_root: str, **curate) -> dict:
+    return {"run_root": run_root, "salt": "test-salt",
+            "curate": {"inputs": sample_inputs(sample_dir), "num_user_buckets": 3, **curate}}
+
+
+def test_curate_bundled_sample_on_ray(ray_cluster, sample_dir, tmp_path):
+    cfg = parse_config(sample_config(sample_dir, str(tmp_path / "run")))
+    stats = run_curate(cfg, use_ray=True)
+    assert stats["accounting_errors"] == [] and stats["file_errors"] == []
+    root = RunRoot(cfg.run_root)
+    events = root.read_parquet("events", schema=S.EVENT_SCHEMA)
+    users = root.read_parquet("users", schema=S.USER_SCHEMA)
+    rejects = root.read_parquet("rejects", schema=S.REJECT_SCHEMA)
+
+    # Every row of every file is kept or rejected, once.
+    kept, rejected = Counter(events[S.SOURCE_URI].to_pylist()), Counter(rejects[S.SOURCE_URI].to_pylist())
+    for uri, f in stats["files"].items():
+        if f["format"] not in ("amazon_meta", "twitter100m_users"):
+            assert f["read"] == kept[uri] + rejected[uri], uri
+
+    # Timelines: every platform has users; events sorted by (user, time); users agree with events.
+    for p in S.PLATFORMS:
+        assert stats["platforms"][p]["users"] > 0, p
+    runs: list[tuple[str, list]] = []  # (user, timestamps) in file order: each user one sorted run
+    for u, t in zip(events[S.USER_ID].to_pylist(), events[S.TS].to_pylist()):
+        if not runs or runs[-1][0] != u:
+            runs.append((u, []))
+        runs[-1][1].append(t)
+    assert len(runs) == users.num_rows and all(ts == sorted(ts) for _, ts in runs)
+    assert sum(users[S.N_EVENTS].to_pylist()) == events.num_rows
+    assert Counter(events[S.USER_ID].to_pylist()) == dict(zip(users[S.USER_ID].to_pylist(), users[S.N_EVENTS].to_pylist()))
+
+    # Each paper rule fired on the rows planted for it.
+    reasons = set(rejects[S.REASON].to_pylist())
+    assert {"deleted_author", "bot_author", "link_post", "distinguished", "low_score", "bare_question",
+            "not_top_level", "too_short", "retweet", "ad", "corporate_account", "bad_date", "non_english",
+            "min_history", "item_no_title"} <= reasons
+
+    # Privacy: user ids are keyed hashes, raw names and PII never reach the outputs.
+    assert all(len(u) == 20 for u in users[S.USER_ID].to_pylist())
+    assert S.AUTHOR not in events.column_names
+    text = " ".join(t for t in events[S.TEXT].to_pylist() if t)
+    assert "@example.com" not in text and "http" not in text
+    assert (root.read_json("stats.json")["platforms"] == stats["platforms"])
+
+    # Comments carry their parent submission; reviews their item.
+    comments = events.filter(pc.equal(events[S.KIND], S.COMMENT))
+    assert comments.num_rows and all("parent_title" in json.loads(c) for c in comments[S.CONTEXT].to_pylist())
+    reviews = events.filter(pc.equal(events[S.KIND], S.REVIEW))
+    assert all("item_title" in json.loads(c) for c in reviews[S.CONTEXT].to_pylist())
+
+
+def _write_config(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_kill_and_rerun_gives_identical_output(ray_cluster, tmp_path):
+    from processing.sample_data import write_synthetic_corpus
+
+    raw = tmp_path / "raw"
+    write_synthetic_corpus(raw, n_events=60_000, files=6)
+    inputs = [{"path": str(raw / "**" / "*.zst"), "format": "reddit_pushshift"},
+              {"path": str(raw / "**" / "*.jsonl.gz"), "format": "amazon_2023"}]
+    base = {"salt": "kill", "curate": {"inputs": inputs, "num_user_buckets": 4, "batch_rows": 2000,
+                                       "amazon": {"require_item_title": False}}}
+    killed = str(tmp_path / "killed")
+    cfg_path = _write_config(tmp_path / "kill.yaml", {**base, "run_root": killed})
+    proc = subprocess.Popen([sys.executable, "-m", "ray_jobs.cli", "curate", "--config", str(cfg_path), "--no-ray"],
+                            cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    markers = Path(killed) / "_markers" / "curate-read"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if markers.is_dir() and len([m for m in markers.glob("*.json") if not m.name.startswith("_")]) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # only the process group we started
+    proc.wait()
+    done_before = len(list(markers.glob("*.json")))
+    assert not (Path(killed) / "stats.json").exists()
+
+    resumed = run_curate(parse_config({**base, "run_root": killed}), use_ray=True)
+    clean = run_curate(parse_config({**base, "run_root": str(tmp_path / "clean")}), use_ray=False)
+    assert done_before >= 2
+    assert read_outputs(killed) == read_outputs(str(tmp_path / "clean"))
+    assert resumed["platforms"] == clean["platforms"]
+    # A rerun of a finished run redoes nothing and changes nothing.
+    before = {p: p.stat().st_mtime_ns for p in Path(killed).rglob("*.parquet")}
+    run_curate(parse_config({**base, "run_root": killed}), use_ray=True)
+    assert {p: p.stat().st_mtime_ns for p in Path(killed).rglob("*.parquet")} == before
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def s3_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def test_s3_read_and_write(ray_cluster, sample_dir, tmp_path, s3_endpoint):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="raw")
+    s3.create_bucket(Bucket="runs")
+    for f in sorted(sample_dir.rglob("*")):
+        if f.is_file():
+            s3.upload_file(str(f), "raw", f"sample/{f.relative_to(sample_dir)}")
+    storage = {"endpoint_url": s3_endpoint, "region": "us-east-1"}
+    inputs = [{**i, "path": i["path"].replace(str(sample_dir), "s3://raw/sample")} for i in sample_inputs(sample_dir)]
+    data = {"run_root": "s3://runs/curate", "salt": "test-salt", "storage": storage,
+            "curate": {"inputs": inputs, "num_user_buckets": 3}}
+    stats = run_curate(parse_config(data), use_ray=True)
+    assert stats["accounting_errors"] == [] and stats["file_errors"] == []
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="runs", Prefix="curate/")["Contents"]]
+    assert "curate/stats.json" in keys and any(k.startswith("curate/events/") for k in keys)
+
+    local = run_curate(parse_config(sample_config(sample_dir, str(tmp_path / "local"))), use_ray=False)
+    assert stats["platforms"] == local["platforms"]
+    s3_rows = read_outputs("s3://runs/curate", parse_config(data).storage)
+    local_rows = read_outputs(str(tmp_path / "local"))
+    assert s3_rows["events"] == [{**r, S.SOURCE_URI: r[S.SOURCE_URI].replace(str(sample_dir), "s3://raw/sample")}
+                                 for r in local_rows["events"]]
