@@ -83,12 +83,12 @@ _MENTION = re.compile(f"{_AT_HANDLE}|{_U_HANDLE}")
 _EMAIL = (r"(?<![\w.%+-])(?=(?P<local>[\w.%+-]+))(?P=local)"
           r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
 _H = "[0-9a-fA-F]"
-# A pattern that starts with a character class (lookbehinds after it) lets `re` skip ahead.
-_IPV4 = r"(?<=\d)\d{0,2}(?:\.\d{1,3}){3}"  # octets <= 255: checked in repl
+_IPV4 = r"(?<=\d)\d{0,2}(?:\.\d{1,3}){3}"  # octets <= 255: checked in _valid
 _IPV6 = (rf"(?<![\w:])(?=[\w:]*\d)(?=[\w:]*{_H}{{3}})(?:(?:{_H}{{1,4}}:){{7}}{_H}{{1,4}}"
          rf"|(?:{_H}{{1,4}}:){{1,7}}:(?:{_H}{{1,4}}(?::{_H}{{1,4}}){{0,6}})?)(?![\w:])")
 # IPv4, cards and phones share one pass that consumes the first character before any lookbehind
-# (so `re` scans for [0-9(+]); each alternative then asserts what that first character was.
+# (a pattern starting with a character class lets `re` skip ahead to [0-9(+]); each alternative
+# then asserts what that first character was.
 _CARD = (r"(?<=[2-6])(?:\d{12,18}"  # 13-19 bare digits, first digit 2-6 (all major networks)
          r"|\d{3}(?P<cs>[ -])\d{4}(?P=cs)\d{4}(?P=cs)\d{1,4}(?:(?P=cs)\d{1,3})?"  # 4-4-4-4(-3)
          r"|(?<=3)\d{3}(?P<ca>[ -])\d{6}(?P=ca)\d{4,5})")  # Amex / Diners 4-6-5
@@ -189,6 +189,8 @@ def _unescape_entity(m: re.Match) -> str:
 
 
 def _collapse(t: str) -> str:
+    if "  " not in t and t.isprintable():  # only single plain spaces (isprintable: no \n \t ...)
+        return t.strip()
     # a run holding 0 / 1 / 2+ newlines becomes " " / "\n" / "\n\n"
     return _WS.sub(lambda m: "\n\n"[:m.group().count("\n")] or " ", t).strip()
 
@@ -217,7 +219,8 @@ def _normalise(text: str) -> str:
             text = _ENTITY.sub(_unescape_entity, text)
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
-    text = _CONTROL.sub("", text)
+    if not text.isprintable() or "\ufffd" in text:  # control and format characters are not
+        text = _CONTROL.sub("", text)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if ">" in text:

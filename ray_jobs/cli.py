@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from processing.config import ConfigError
@@ -13,7 +14,7 @@ def _sample(args: argparse.Namespace) -> int:
     from processing.sample_data import write_sample
 
     manifest = write_sample(args.out, seed=args.seed, users_per_platform=args.users)
-    print(f"wrote {sum(manifest.values())} records in {len(manifest)} files under {args.out}")
+    logging.getLogger("humanllm").info("wrote %d records in %d files under %s", sum(manifest.values()), len(manifest), args.out)
     return 0
 
 

@@ -172,3 +172,30 @@ def test_s3_read_and_write(ray_cluster, sample_dir, tmp_path, s3_endpoint):
     local_rows = read_outputs(str(tmp_path / "local"))
     assert s3_rows["events"] == [{**r, S.SOURCE_URI: r[S.SOURCE_URI].replace(str(sample_dir), "s3://raw/sample")}
                                  for r in local_rows["events"]]
+
+
+@pytest.mark.shared_data
+def test_curate_real_shared_data(ray_cluster, shared_data, tmp_path):
+    data = yaml.safe_load((REPO / "configs" / "real_data.yaml").read_text())
+    for i in data["curate"]["inputs"]:
+        i["path"] = i["path"].replace("../shared/data", str(shared_data))
+    stats = run_curate(parse_config({**data, "run_root": str(tmp_path / "real")}), use_ray=True)
+    assert stats["accounting_errors"] == [] and stats["file_errors"] == []
+    p = stats["platforms"]
+    # Read counts are the SOURCE.md totals: 1,075 + 3,666 + 8,271 Reddit rows; 1,583 blog posts in
+    # the 48 files (per-file manifest); 3,176 reviews; 498 tweets.
+    assert {k: v["read"] for k, v in p.items()} == {"reddit": 13012, "blogger": 1583, "amazon": 3176, "twitter": 498}
+    # [deleted] authors: 185 (Dec 2005) + 893 (Jan 2006) + 4,336 (r/AskWomen) in SOURCE.md.
+    assert p["reddit"]["rejected"]["rules"]["deleted_author"] == 5414
+    # Reviews of <= 5 words, counted independently with str.split on reviewText: 894.
+    assert p["amazon"]["rejected"]["rules"]["too_short"] == 894
+    # Sentiment140 tweets are <= 140 characters: none passes the paper's 300-character rule.
+    assert p["twitter"]["kept"] == 0 and p["twitter"]["users"] == 0
+    # Every blogger keeps long posts; timelines checked by hand in the closing note of issue 2.
+    assert p["blogger"]["users"] == 48 and p["blogger"]["kept"] == 1098
+    assert (p["reddit"]["kept"], p["reddit"]["users"]) == (161, 21)
+    assert (p["amazon"]["kept"], p["amazon"]["users"]) == (2132, 269)
+    users = RunRoot(str(tmp_path / "real")).read_parquet("users", schema=S.USER_SCHEMA)
+    blog = users.filter(pc.equal(users[S.PLATFORM], "blogger")).to_pylist()
+    assert all(json.loads(u[S.META])["gender"] in ("male", "female") for u in blog)
+    assert min(u[S.N_EVENTS] for u in users.filter(pc.equal(users[S.PLATFORM], "reddit")).to_pylist()) >= 6
