@@ -38,11 +38,12 @@ def init_ray(cfg: PipelineConfig) -> None:
 
     if ray.is_initialized():
         return
-    kwargs = {"logging_config": ray.LoggingConfig(encoding="TEXT", log_level="INFO"),
-              "runtime_env": {"env_vars": {"PYTHONPATH": os.getcwd()}}}
+    logging_config = ray.LoggingConfig(encoding="TEXT", log_level="INFO")
     if cfg.ray.address == "local":
+        # Workers of an embedded cluster import the project from this checkout.
         ray.init(address="local", num_cpus=cfg.ray.num_cpus, include_dashboard=False,
-                 object_store_memory=cfg.ray.object_store_memory, **kwargs)
-    else:
-        ray.init(address=cfg.ray.address, **kwargs)
+                 object_store_memory=cfg.ray.object_store_memory, logging_config=logging_config,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
+    else:  # under `ray job submit --working-dir .` the job's runtime env already ships the code
+        ray.init(address=cfg.ray.address, logging_config=logging_config)
     log.info("Ray: %s", ray.cluster_resources())

@@ -7,7 +7,7 @@ from typing import BinaryIO, Iterator
 
 from processing import schema as S
 from processing.readers.base import (
-    Item, ReadContext, Record, epoch_us, get_num, get_str, guarded, iter_json_lines, json_meta, make_event,
+    Item, ReadContext, Record, epoch_us, get_num, get_str, json_meta, json_records, make_event,
 )
 
 
@@ -30,31 +30,24 @@ def _review(ctx: ReadContext, row: int, obj: dict) -> Record:
 
 def read_amazon_reviews(stream: BinaryIO, ctx: ReadContext) -> Iterator[Record]:
     """One event or reject per review line."""
-    for item in iter_json_lines(stream, ctx, S.AMAZON):
-        if isinstance(item, dict):
-            yield item
-            continue
-        row, obj = item
-        yield guarded(ctx, S.AMAZON, row, obj, lambda: _review(ctx, row, obj))
+    return json_records(stream, ctx, S.AMAZON, lambda row, obj: _review(ctx, row, obj))
 
 
 META_FIELDS = ("main_category", "categories", "category", "features", "feature", "description", "details",
                "store", "brand", "average_rating", "rating_number")
 
 
+def _item(ctx: ReadContext, row: int, obj: dict) -> Record:
+    item_id = obj.get("parent_asin") or obj.get("asin")
+    if not isinstance(item_id, str) or not item_id:
+        return ctx.reject(row, "missing_field", "item metadata without `parent_asin`/`asin`", obj, S.AMAZON)
+    title = obj.get("title")
+    meta = {k: obj[k] for k in META_FIELDS if obj.get(k) not in (None, "", [], {})}
+    return Item({S.ITEM_ID: item_id, S.PLATFORM: S.AMAZON, S.TITLE: title.strip() if isinstance(title, str) else None,
+                 S.META: json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str),
+                 S.SOURCE_URI: ctx.source_uri, S.SOURCE_ROW: row})
+
+
 def read_amazon_meta(stream: BinaryIO, ctx: ReadContext) -> Iterator[Record]:
     """One item side row per metadata line (price removed, as in the paper); bad lines are rejects."""
-    for entry in iter_json_lines(stream, ctx, S.AMAZON):
-        if isinstance(entry, dict):
-            yield entry
-            continue
-        row, obj = entry
-        item_id = obj.get("parent_asin") or obj.get("asin")
-        if not isinstance(item_id, str) or not item_id:
-            yield ctx.reject(row, "missing_field", "item metadata without `parent_asin`/`asin`", obj, S.AMAZON)
-            continue
-        title = obj.get("title")
-        meta = {k: obj[k] for k in META_FIELDS if obj.get(k) not in (None, "", [], {})}
-        yield Item({S.ITEM_ID: item_id, S.PLATFORM: S.AMAZON, S.TITLE: title.strip() if isinstance(title, str) else None,
-                    S.META: json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str),
-                    S.SOURCE_URI: ctx.source_uri, S.SOURCE_ROW: row})
+    return json_records(stream, ctx, S.AMAZON, lambda row, obj: _item(ctx, row, obj))

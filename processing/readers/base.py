@@ -254,3 +254,14 @@ def make_event(ctx: ReadContext, platform: str, row: int, *, kind: str, author: 
     })
     ev.update(rules)
     return ev
+
+
+def json_records(stream: BinaryIO, ctx: ReadContext, platform: str,
+                 build: Callable[[int, dict], Record]) -> Iterator[Record]:
+    """One record per NDJSON object via build(row, obj); bad lines and FieldErrors become rejects."""
+    for item in iter_json_lines(stream, ctx, platform):
+        if isinstance(item, dict):
+            yield item
+        else:
+            row, obj = item
+            yield guarded(ctx, platform, row, obj, lambda: build(row, obj))

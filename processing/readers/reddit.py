@@ -6,7 +6,7 @@ from typing import BinaryIO, Iterator
 
 from processing import schema as S
 from processing.readers.base import (
-    ReadContext, Record, epoch_us, get_num, get_str, guarded, iter_json_lines, json_meta, make_event,
+    ReadContext, Record, epoch_us, get_num, get_str, json_meta, json_records, make_event,
 )
 
 REMOVED_RE = re.compile(r"^\s*(\[removed\]|\[deleted\]|\[deleted by user\]|this (post|comment|submission) has been (removed|deleted)\b.*)\s*$",
@@ -56,9 +56,4 @@ def _record(ctx: ReadContext, row: int, obj: dict) -> Record:
 
 def read_reddit(stream: BinaryIO, ctx: ReadContext) -> Iterator[Record]:
     """Yield one event or reject per NDJSON record."""
-    for item in iter_json_lines(stream, ctx, S.REDDIT):
-        if isinstance(item, dict):
-            yield item
-            continue
-        row, obj = item
-        yield guarded(ctx, S.REDDIT, row, obj, lambda: _record(ctx, row, obj))
+    return json_records(stream, ctx, S.REDDIT, lambda row, obj: _record(ctx, row, obj))

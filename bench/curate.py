@@ -1,0 +1,156 @@
+"""Curation throughput and peak memory on a generated corpus (default 1M events).
+
+Runs, on the same corpus and in one invocation:
+  ours/1-proc   the curate stage in one process (events/s on one core, peak RSS, per-step breakdown)
+  ours/ray      the same stage on an embedded Ray cluster with one worker per real core
+  peer          a row-at-a-time pass in the style of the paper's reference scripts (json.loads,
+                regex cleaning and a per-text language ID call for each record), on a prefix of
+                the same files: the per-core baseline a user would otherwise run
+and prints events/s per core for each and the ratios. Usage: python bench/curate.py [--events N]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import json
+import logging
+import multiprocessing as mp
+import os
+import re
+import resource
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+log = logging.getLogger("bench.curate")
+
+
+def corpus(n_events: int, workdir: str) -> str:
+    from processing.sample_data import write_synthetic_corpus
+
+    out = os.path.join(workdir, f"corpus-{n_events}")
+    if not os.path.exists(os.path.join(out, "manifest.json")):
+        t0 = time.perf_counter()
+        manifest = write_synthetic_corpus(out, n_events, files=8)
+        with open(os.path.join(out, "manifest.json"), "w") as f:
+            json.dump(manifest, f)
+        log.info("generated %d events in %.0f s under %s", n_events, time.perf_counter() - t0, out)
+    return out
+
+
+def config(raw: str, run_root: str, num_cpus: int):
+    from processing.config import parse_config
+
+    return parse_config({
+        "run_root": run_root, "salt": "bench", "ray": {"num_cpus": num_cpus},
+        "curate": {"inputs": [{"path": f"{raw}/reddit/*.zst", "format": "reddit_pushshift"},
+                              {"path": f"{raw}/amazon/*.jsonl.gz", "format": "amazon_2023"}],
+                   "num_user_buckets": 8, "amazon": {"require_item_title": False}},
+    })
+
+
+def run_ours(raw: str, run_root: str, use_ray: bool, queue) -> None:
+    """Child process: one curate run; reports wall time, stats and this process's peak RSS."""
+    logging.basicConfig(level=logging.WARNING)
+    from processing.curate_stage import run_curate
+
+    cores = os.cpu_count() or 1
+    cfg = config(raw, run_root, cores)
+    if use_ray:
+        import ray
+
+        ray.init(address="local", num_cpus=cores, include_dashboard=False, object_store_memory=500_000_000,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
+    t0 = time.perf_counter()
+    stats = run_curate(cfg, use_ray=use_ray, restart=True)
+    wall = time.perf_counter() - t0
+    queue.put({"wall": wall, "stats": stats, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def child(target, *args) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
+URL = re.compile(r"https?://\S+|www\.\S+")
+ESC = re.compile(r"\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}")
+ENT = re.compile(r"&[a-z]+;|&#\d+;")
+TAG = re.compile(r"<[^>]+>")
+EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF]")
+
+
+def run_peer(raw: str, limit: int, queue) -> None:
+    """Child process: the reference scripts' shape, one record at a time, on the first `limit` rows."""
+    import py3langid
+    import zstandard
+
+    files = sorted(glob.glob(f"{raw}/reddit/*.zst"))
+    t0, n, kept = time.perf_counter(), 0, 0
+    per_file = max(1, limit // len(files))
+    for path in files:
+        with open(path, "rb") as fh:
+            reader = io.TextIOWrapper(zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(fh), "utf-8")
+            for i, line in enumerate(reader):
+                if i >= per_file:
+                    break
+                obj = json.loads(line)
+                n += 1
+                if obj.get("author") in (None, "[deleted]", "AutoModerator", "autotldr"):
+                    continue
+                text = obj.get("body") or ((obj.get("title") or "") + "\n" + (obj.get("selftext") or ""))
+                cleaned = EMOJI.sub("", TAG.sub("", ENT.sub("", ESC.sub("", URL.sub("", text))))).strip()
+                if len(cleaned) < len(text) / 2 or len(cleaned) < (200 if "body" in obj else 300):
+                    continue
+                if py3langid.classify(cleaned)[0] == "en":
+                    kept += 1
+    wall = time.perf_counter() - t0
+    queue.put({"wall": wall, "events": n, "kept": kept,
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "humanllm-bench"))
+    ap.add_argument("--peer-events", type=int, default=40_000)
+    ap.add_argument("--skip-ray", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from processing.stage import funnel_table
+
+    raw = corpus(args.events, args.workdir)
+    cores = os.cpu_count() or 1
+    log.info("ours, one process ...")
+    one = child(run_ours, raw, os.path.join(args.workdir, "run-1proc"), False)
+    ray_run = None if args.skip_ray else (log.info("ours, Ray with %d CPUs ...", cores) or
+                                          child(run_ours, raw, os.path.join(args.workdir, "run-ray"), True))
+    log.info("peer (reference-style, row at a time) on %d events ...", args.peer_events)
+    peer = child(run_peer, raw, args.peer_events)
+
+    n = sum(p["read"] for p in one["stats"]["platforms"].values())
+    rows = [("ours/1-proc", n, one["wall"], 1, one["peak_rss_mb"])]
+    if ray_run:
+        rows.append((f"ours/ray ({cores} cores)", n, ray_run["wall"], cores, ray_run["peak_rss_mb"]))
+    rows.append(("peer/1-proc", peer["events"], peer["wall"], 1, peer["peak_rss_mb"]))
+    print(funnel_table(one["stats"]))
+    print(f"\n{'run':<22} {'events':>10} {'wall s':>9} {'events/s':>10} {'ev/s/core':>10} {'peak RSS MB':>12}")
+    for name, ev, wall, c, rss in rows:
+        print(f"{name:<22} {ev:>10} {wall:>9.1f} {ev / wall:>10.0f} {ev / wall / c:>10.0f} {rss:>12.0f}")
+    ours_pc = n / one["wall"]
+    peer_pc = peer["events"] / peer["wall"]
+    print(f"\nours/1-proc vs peer, events/s per core: {ours_pc / peer_pc:.2f}x")
+    if ray_run:
+        print(f"ours/ray vs ours/1-proc, wall-clock speed-up on {cores} cores: {one['wall'] / ray_run['wall']:.2f}x")
+    print("(ray peak RSS is the driver's only; workers are separate processes)")
+
+
+if __name__ == "__main__":
+    main()
