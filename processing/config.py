@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 InputFormat = Literal[
     "auto",
@@ -113,6 +113,58 @@ class AmazonRules(Model):
     min_history: int = 8
 
 
+class QualityConfig(Model):
+    """fastText quality classifiers: `models` maps a platform (or "default") to a model file."""
+
+    models: dict[str, str] = {}
+    positive_labels: tuple[str, ...] = ("high", "medium")  # score = probability of any of these labels
+    thresholds: dict[str, float] = {}  # per platform (or "default"); events scoring below are dropped
+    max_chars: int = Field(2000, ge=50)
+
+
+class QualityTrainConfig(Model):
+    """`humanllm train-quality`: labelled Parquet (text, label[, platform]) -> fastText model(s)."""
+
+    data: str | None = None  # Parquet file or directory with `text`, `label` (and `platform` for per_platform)
+    output_dir: str = "runs/quality"
+    per_platform: bool = False
+    test_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    seed: int = 0
+    epoch: int = Field(10, ge=1)
+    lr: float = Field(0.5, gt=0.0)
+    word_ngrams: int = Field(2, ge=1, le=5)
+    dim: int = Field(50, ge=2)
+    bucket: int = Field(200_000, ge=1000)  # fastText's default 2M makes ~400 MB models
+    min_count: int = Field(1, ge=1)
+    quantize: bool = False
+    cutoff: int = Field(0, ge=0)  # with quantize: keep this many words/ngrams (0 = all)
+
+
+class DedupConfig(Model):
+    """Exact and MinHash-LSH near-duplicate removal, within each platform (scope corpus) or user."""
+
+    exact: bool = True
+    near: bool = True
+    scope: Literal["corpus", "user"] = "corpus"
+    num_perm: int = Field(112, ge=8, le=1024)
+    bands: int = Field(14, ge=1)
+    rows: int = Field(8, ge=1)  # bands * rows == num_perm
+    shingle_size: int = Field(5, ge=1, le=16)  # word n-grams
+    short_texts: Literal["exact_only", "char_ngrams"] = "exact_only"  # texts with < shingle_size words
+    char_ngram: int = Field(5, ge=2, le=16)
+    max_bucket_size: int = Field(1000, ge=2)  # members linked per LSH bucket (templated bot posts)
+    bands_per_pass: int = Field(7, ge=1)  # bands grouped per pass: bounds memory per task
+    num_partitions: int = Field(16, ge=1, le=65536)  # hash partitions of band rows
+    seed: int = 1
+    previous_runs: tuple[str, ...] = ()  # run roots whose kept events new events are deduplicated against
+
+    @model_validator(mode="after")
+    def _bands_times_rows(self) -> "DedupConfig":
+        if self.bands * self.rows != self.num_perm:
+            raise ValueError(f"bands ({self.bands}) x rows ({self.rows}) must equal num_perm ({self.num_perm})")
+        return self
+
+
 class CurateConfig(Model):
     inputs: tuple[InputSpec, ...] = ()
     num_user_buckets: int = Field(8, ge=1, le=4096)
@@ -124,6 +176,8 @@ class CurateConfig(Model):
     twitter: TwitterRules = TwitterRules()
     blogger: BloggerRules = BloggerRules()
     amazon: AmazonRules = AmazonRules()
+    quality: QualityConfig = QualityConfig()
+    dedup: DedupConfig = DedupConfig()
 
 
 class PipelineConfig(Model):
@@ -133,6 +187,7 @@ class PipelineConfig(Model):
     storage: StorageConfig = StorageConfig()
     ray: RayConfig = RayConfig()
     curate: CurateConfig = CurateConfig()
+    train_quality: QualityTrainConfig = QualityTrainConfig()
 
     def user_salt(self) -> str:
         """The secret salt of user ids: from the environment, else the config; an error if neither."""

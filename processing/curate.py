@@ -18,7 +18,9 @@ import xxhash
 from processing import schema as S
 from processing.cleaning import CleaningOptions, clean_column
 from processing.config import CurateConfig, StorageConfig
+from processing.dedup_stage import DedupRowWriter, dedup_rows
 from processing.langid import identify
+from processing.quality import score_events
 from processing.readers import READERS, UnknownFormat, detect_format, read_file
 from processing.readers.base import Event, Item, Profile, ReadContext, Reject
 from processing.rules import apply_rules, meta_rules, text_rules
@@ -84,7 +86,7 @@ def cleaning_options(cfg: CurateConfig) -> CleaningOptions:
 
 def process_batch(batch: pa.Table, platform: str, cfg: CurateConfig, timer: StepTimer | None = None,
                   ) -> tuple[pa.Table, list[pa.Table]]:
-    """Rules, cleaning + PII and language ID on one batch of READ_BATCH_SCHEMA rows of one platform.
+    """Rules, cleaning + PII, language ID and quality score on one batch of READ_BATCH_SCHEMA rows of one platform.
 
     Returns (kept rows in EVENT_SCHEMA plus the rule columns, reject tables). No I/O, no Ray.
     """
@@ -126,6 +128,16 @@ def process_batch(batch: pa.Table, platform: str, cfg: CurateConfig, timer: Step
             rejects.append(to_rejects(bad.append_column(S.REASON, pa.array(["non_english"] * bad.num_rows, pa.string())),
                                       "language", detail))
             kept = kept.filter(ok)
+    with timer.step("quality", kept.num_rows):
+        quality, keep = score_events(kept, cfg.quality)
+        kept = kept.append_column(S.QUALITY, quality)
+        low = kept.filter(pc.invert(keep))
+        rejects.append(to_rejects(low.append_column(S.REASON, pa.array(["low_quality"] * low.num_rows, pa.string())),
+                                  "quality", pc.cast(pc.round(low[S.QUALITY], 3), pa.string())))
+        kept = kept.filter(keep)
+        n = kept.num_rows
+        kept = (kept.append_column(S.DUP_CLUSTER, pa.nulls(n, pa.string()))
+                .append_column(S.DUP_CLUSTER_SIZE, pa.nulls(n, pa.int32())))
     return kept, rejects
 
 
@@ -153,6 +165,7 @@ def curate_file(task: dict, cfg: CurateConfig, storage: StorageConfig, salt: str
 
     fmt = task["format"]
     platform = None
+    dedup_writer: DedupRowWriter | None = None
     file_stat = {"format": fmt, "read": 0, "rejected": 0, "events": 0, "side_rows": 0, "bytes": 0}
     ctx = ReadContext(uri, salt, max_record_bytes=cfg.max_record_bytes)
     try:
@@ -160,6 +173,7 @@ def curate_file(task: dict, cfg: CurateConfig, storage: StorageConfig, salt: str
         if fmt == "auto":
             fmt = file_stat["format"] = detect_format(uri, storage)
         platform = READERS[fmt][0]
+        dedup_writer = DedupRowWriter(root, platform, shard)
         pstats = stats["platforms"].setdefault(platform, {"read": 0, "rejected": {}})
         # Rows of side files (item metadata, user profiles) are accounted apart from event rows.
         counts = pstats.setdefault("side", {"read": 0, "rejected": {}}) if fmt in SIDE_FORMATS else pstats
@@ -173,6 +187,9 @@ def curate_file(task: dict, cfg: CurateConfig, storage: StorageConfig, salt: str
                 with timer.step("read", 0):
                     batch = _records_to_tables(events, S.READ_BATCH_SCHEMA)
                 kept, rejected = process_batch(batch, platform, cfg, timer)
+                if cfg.dedup.exact or cfg.dedup.near:
+                    with timer.step("dedup_signatures", kept.num_rows):
+                        dedup_writer.write(dedup_rows(kept, cfg.dedup))
                 with timer.step("write", kept.num_rows):
                     buckets = user_bucket(kept[S.USER_ID], task["n_buckets"])
                     kept = kept.append_column(S.USER_BUCKET, buckets)
@@ -234,6 +251,8 @@ def curate_file(task: dict, cfg: CurateConfig, storage: StorageConfig, salt: str
     reject_writer.close()
     for w in writers.values():
         w.close()
+    if dedup_writer is not None:
+        dedup_writer.close()
     file_stat["read"] = ctx.row
     timer.steps["read"] = {**timer.steps.get("read", {"seconds": 0.0}), "rows": ctx.row, "bytes": file_stat["bytes"]}
     if platform:

@@ -9,6 +9,8 @@ import time
 from processing import schema as S
 from processing.config import PipelineConfig
 from processing.curate import curate_file, shard_id
+from processing.dedup import s_curve_text
+from processing.dedup_stage import INDEX, cluster_step, dedup_tasks, exact_step, index_params, near_step
 from processing.stage import StageMarkers, fingerprint, funnel_table, merge_stats, run_shards
 from processing.storage import RunRoot, expand_glob
 from processing.timelines import decide, timeline
@@ -32,6 +34,21 @@ def plan_inputs(cfg: PipelineConfig) -> list[dict]:
     return tasks
 
 
+def check_index_params(root: RunRoot, cfg: PipelineConfig) -> None:
+    """Record this run's dedup index settings; earlier runs to deduplicate against must match them."""
+    params = index_params(cfg.curate.dedup)
+    root.write_json(f"{INDEX}/params.json", params)
+    for prev in cfg.curate.dedup.previous_runs:
+        other = RunRoot(prev, cfg.storage)
+        if not other.exists(f"{INDEX}/params.json"):
+            raise FileNotFoundError(f"curate.dedup.previous_runs: {prev} has no {INDEX}/params.json (not a curate run?)")
+        theirs = other.read_json(f"{INDEX}/params.json")
+        if theirs != params:
+            diff = {k: (theirs.get(k), v) for k, v in params.items() if theirs.get(k) != v}
+            raise ValueError(f"curate.dedup.previous_runs: {prev} was indexed with other settings {diff} "
+                             "(theirs, ours); use the same dedup settings")
+
+
 def check_accounting(stats: dict) -> list[str]:
     """Every read record is kept or rejected: return the platforms where that does not add up."""
     bad = []
@@ -48,8 +65,7 @@ def run_curate(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False)
     root = RunRoot(cfg.run_root, cfg.storage)
     markers = StageMarkers(root, STAGE)
     if restart:
-        for d in ("_markers/curate", "_markers/curate-read", "_markers/curate-decide", "_markers/curate-timeline",
-                  "_work/curate", "events", "users", "rejects", "stats.json"):
+        for d in ("_markers", "_work/curate", INDEX, "events", "users", "rejects", "stats.json"):
             root.delete(d)
     markers.check_config(fingerprint(cfg.curate.model_dump(mode="json")))
     tasks = plan_inputs(cfg)
@@ -64,6 +80,19 @@ def run_curate(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False)
     for shard in sorted(read_stats):
         merge_stats(stats, read_stats[shard])
     platforms = sorted(p for p in stats.get("platforms", {}) if p in S.PLATFORMS)
+    dedup = cfg.curate.dedup
+    if dedup.exact or dedup.near:
+        log.info("dedup: %s", s_curve_text(dedup))
+        check_index_params(root, cfg)
+        exact, near, cluster = dedup_tasks(platforms, dedup, base)
+        for name, tasks_, fn in (("curate-dedup-exact", exact, exact_step), ("curate-dedup-near", near, near_step),
+                                 ("curate-dedup-cluster", cluster, cluster_step)):
+            step_stats = run_shards(root, name, tasks_, functools.partial(fn, cfg=dedup, storage=cfg.storage),
+                                    use_ray=use_ray)
+            for shard in sorted(step_stats):
+                merge_stats(stats, step_stats[shard])
+            stats["steps"][name.removeprefix("curate-")] = {
+                "rows": 0, "bytes": 0, "seconds": sum(s["seconds"][name] for s in step_stats.values())}
 
     decide_stats = run_shards(root, "curate-decide", [{**base, "shard": p, "platform": p} for p in platforms],
                               functools.partial(decide, cfg=cfg.curate, storage=cfg.storage), use_ray=use_ray)

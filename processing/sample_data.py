@@ -535,8 +535,11 @@ def _amazon(rng: random.Random, n: int, planted: Counter) -> dict[str, tuple[byt
         return prefix + "".join(rng.choice(ALNUM) for _ in range(k))
 
     def review(p: Persona, product: str, rating: int) -> tuple[str, str]:
-        k = rng.randint(2, 4)
-        text = " ".join(p.fill(s, product=product) for s in rng.sample(REVIEW_SENTENCES, k))
+        # Review sentences plus the reviewer's own life: reviews by different people differ like real ones do.
+        k = rng.randint(2, 3)
+        text = " ".join([p.fill(s, product=product) for s in rng.sample(REVIEW_SENTENCES, k)]
+                        + [p.fill(s) for s in rng.sample(SENTENCES, 2)]
+                        + [f"It arrived after {rng.randint(2, 9)} days and I have used it {rng.randint(3, 40)} times so far."])
         if rating <= 2:
             text += " " + BAD_REVIEW
         return p.fill(rng.choice(REVIEW_TITLES[rating > 2]), product=product), text
@@ -583,6 +586,10 @@ def _amazon(rng: random.Random, n: int, planted: Counter) -> dict[str, tuple[byt
               "asin": it["id"] if rng.random() < 0.8 else code("B0", 8), "parent_asin": it["id"],
               "user_id": uid, "timestamp": t * 1000 + rng.randint(0, 999), "helpful_vote": rng.randint(0, 12),
               "verified_purchase": rng.random() < 0.9} for p, uid, it, t, rating, title, text in rows]
+    # The same review pasted under another item, as real dumps have (an exact duplicate for dedup).
+    pasted = dict(rev23[1], parent_asin=items[0]["id"], asin=items[0]["id"], timestamp=rev23[1]["timestamp"] + 60_000)
+    rev23.insert(2, pasted)
+    planted["review pasted under another item"] += 1
     meta = []
     for i, it in enumerate(items):
         cats = it["cat"].split(">")

@@ -88,9 +88,17 @@ EVENT_SCHEMA = pa.schema(
         pa.field(PII_COUNT, pa.int32()),
         pa.field(LANG, pa.string()),
         pa.field(LANG_SCORE, pa.float32()),
+        pa.field(QUALITY, pa.float32()),  # fastText quality score; null when no model is configured
+        pa.field(DUP_CLUSTER, pa.string()),  # event id of the kept copy of this event's duplicate cluster
+        pa.field(DUP_CLUSTER_SIZE, pa.int32()),  # events in that cluster (1: no duplicate)
         pa.field(USER_BUCKET, pa.int32()),
     ]
 )
+
+# Dedup rows (the signatures index of a run): band -1 holds the exact key, bands 0.. the LSH keys.
+BAND = "band"
+KEY = "key"
+DEDUP_ROW_SCHEMA = pa.schema([pa.field(BAND, pa.int16()), pa.field(KEY, pa.uint64()), pa.field(EVENT_ID, pa.string())])
 
 # Reject columns.
 STAGE = "stage"
@@ -154,6 +162,12 @@ ITEM_SCHEMA = pa.schema(
         pa.field(SOURCE_ROW, pa.int64(), nullable=False),
     ]
 )
+
+
+CLUSTER_SCHEMA = pa.schema([
+    pa.field(EVENT_ID, pa.string()), pa.field(DUP_CLUSTER, pa.string()), pa.field(DUP_CLUSTER_SIZE, pa.int32()),
+    pa.field(REASON, pa.string()),  # exact_duplicate / near_duplicate for removed events, null for the kept copy
+])
 
 
 def empty(schema: pa.Schema) -> pa.Table:

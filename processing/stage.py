@@ -115,9 +115,11 @@ def run_shards(root: RunRoot, name: str, tasks: Iterable[dict], fn: Callable[[di
         if use_ray and len(pending) > 1:
             _ray_map(pending, run_and_mark, concurrency, ray_remote_args)
         else:
+            every = max(1, len(pending) // 10)
             for i, task in enumerate(pending, 1):
                 run_and_mark(task)
-                log.info("%s: shard %d/%d done (%s)", name, i, len(pending), task["shard"])
+                if i % every == 0 or i == len(pending):
+                    log.info("%s: %d/%d shards done (last: %s)", name, i, len(pending), task["shard"])
     return {t["shard"]: markers.stats(t["shard"]) for t in tasks}
 
 

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from processing import schema as S
 from processing.config import CurateConfig, StorageConfig
 from processing.curate import ITEMS, PROFILES, STAGE1, WORK, tally, to_rejects
+from processing.dedup_stage import load_clusters
 from processing.rules import is_corporate_bio
 from processing.storage import RunRoot
 
@@ -123,6 +124,8 @@ def decide(task: dict, cfg: CurateConfig, storage: StorageConfig) -> dict:
     root = RunRoot(task["run_root"], storage)
     platform = task["platform"]
     keys = root.read_parquet(f"{STAGE1}/{platform}", columns=KEY_COLUMNS, schema=S.EVENT_SCHEMA)
+    clusters = load_clusters(root, platform)
+    keys = keys.filter(pc.invert(pc.is_in(keys[S.EVENT_ID], clusters.filter(pc.is_valid(clusters[S.REASON]))[S.EVENT_ID])))
     if platform == S.REDDIT:
         kept, drops = decide_reddit(keys, cfg)
     elif platform == S.TWITTER:
@@ -228,14 +231,30 @@ def timeline(task: dict, cfg: CurateConfig, storage: StorageConfig) -> dict:
     root = RunRoot(task["run_root"], storage)
     platform, bucket = task["platform"], task["bucket"]
     events = root.read_parquet(f"{STAGE1}/{platform}/b={bucket:04d}", schema=S.EVENT_SCHEMA)
-    decisions = root.read_parquet(f"{DECISIONS}/{platform}.parquet")
+    clusters = load_clusters(root, platform)
+    clusters = clusters.filter(pc.is_in(clusters[S.EVENT_ID], events[S.EVENT_ID]))
+    dups = clusters.filter(pc.is_valid(clusters[S.REASON]))
+    decisions = pa.concat_tables([dups.select([S.EVENT_ID, S.REASON]),
+                                  root.read_parquet(f"{DECISIONS}/{platform}.parquet").cast(DECISION_SCHEMA)])
     decisions = decisions.filter(pc.is_in(decisions[S.EVENT_ID], events[S.EVENT_ID]))
     dropped_mask = pc.is_in(events[S.EVENT_ID], decisions[S.EVENT_ID])
     dropped = events.filter(dropped_mask)
     reason_of = dict(zip(decisions[S.EVENT_ID].to_pylist(), decisions[S.REASON].to_pylist()))
     dropped = dropped.append_column(S.REASON, pa.array([reason_of[e] for e in dropped[S.EVENT_ID].to_pylist()], pa.string()))
-    rejects = to_rejects(dropped, "timeline").sort_by([(S.SOURCE_URI, "ascending"), (S.SOURCE_ROW, "ascending")])
+    cluster_of = {e: (c, n) for e, c, n in zip(clusters[S.EVENT_ID].to_pylist(), clusters[S.DUP_CLUSTER].to_pylist(),
+                                               clusters[S.DUP_CLUSTER_SIZE].to_pylist())}
+    is_dup = pc.is_in(dropped[S.EVENT_ID], dups[S.EVENT_ID])
+    detail = pa.array([f"cluster={cluster_of[e][0]} size={cluster_of[e][1]}" if e in cluster_of else None
+                       for e in dropped[S.EVENT_ID].to_pylist()], pa.string())
+    rejects = pa.concat_tables([to_rejects(dropped.filter(is_dup), "dedup", detail.filter(is_dup)),
+                                to_rejects(dropped.filter(pc.invert(is_dup)), "timeline")])
+    rejects = rejects.sort_by([(S.SOURCE_URI, "ascending"), (S.SOURCE_ROW, "ascending")])
     kept = events.filter(pc.invert(dropped_mask))
+    ids = kept[S.EVENT_ID].to_pylist()
+    kept = kept.set_column(kept.schema.get_field_index(S.DUP_CLUSTER), S.DUP_CLUSTER,
+                           pa.array([cluster_of.get(e, (e, 1))[0] for e in ids], pa.string()))
+    kept = kept.set_column(kept.schema.get_field_index(S.DUP_CLUSTER_SIZE), S.DUP_CLUSTER_SIZE,
+                           pa.array([cluster_of.get(e, (e, 1))[1] for e in ids], pa.int32()))
     kept = _with_context(kept, root.read_parquet(f"{PARENTS}/{platform}.parquet", schema=PARENT_SCHEMA))
     kept = kept.select(S.EVENT_SCHEMA.names).cast(S.EVENT_SCHEMA)
     kept = kept.sort_by([(S.USER_ID, "ascending"), (S.TS, "ascending"), (S.EVENT_ID, "ascending")])

@@ -1,0 +1,228 @@
+"""Deduplication kernels: text normalisation and exact keys, vectorised MinHash signatures
+(datasketch's permutations and affine32 scheme, so signatures equal datasketch's `MinHash`), LSH band keys,
+bucket chaining and connected components. Pure functions over numpy/pyarrow; the distributed
+steps that use them are in `dedup_stage.py`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+from datasketch import MinHash
+
+from processing.config import DedupConfig
+
+MAX_HASH = np.uint64((1 << 32) - 1)
+SHINGLE_MULT = np.uint64(0x9E3779B1)  # odd 32-bit multiplier of the rolling shingle hash
+CHUNK_SHINGLES = 32_768  # shingles per kernel chunk: bounds the (shingles x num_perm) matrix
+
+
+def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Lower-case, drop punctuation, collapse whitespace: the text both dedup keys are computed on."""
+    t = pc.utf8_lower(pc.fill_null(texts, ""))
+    t = pc.replace_substring_regex(t, r"[^\w\s]+", " ")
+    t = pc.replace_substring_regex(t, r"\s+", " ")
+    return pc.utf8_trim_whitespace(t)
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: spreads bits so `key % n` partitions evenly."""
+    x = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
+
+
+def scope_salt(user_ids: list[str] | None, n: int) -> np.ndarray:
+    """Per-row salt of the keys: 0 for corpus scope, a hash of the user for user scope."""
+    if user_ids is None:
+        return np.zeros(n, np.uint64)
+    return np.fromiter((xxhash.xxh64_intdigest(u.encode()) for u in user_ids), np.uint64, n)
+
+
+def exact_keys(normalized: list[str], salt: np.ndarray) -> np.ndarray:
+    """64-bit key of each normalised text (0 for empty text: never deduplicated)."""
+    h = np.fromiter((xxhash.xxh64_intdigest(t.encode()) if t else 0 for t in normalized), np.uint64, len(normalized))
+    keys = mix64(h ^ salt)
+    keys[h == 0] = 0
+    return keys
+
+
+def shingle_hashes(normalized: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """All shingle hashes (uint64 holding 32-bit values) and each text's offsets into them.
+
+    Word n-gram shingles: every word is hashed once (xxh32, cached per batch) and n consecutive
+    word hashes are combined by a rolling polynomial, vectorised over the whole batch. Texts with
+    fewer than n words get no shingles (exact-only), or character n-grams when
+    cfg.short_texts == "char_ngrams".
+    """
+    n = cfg.shingle_size
+    cache: dict[str, int] = {}
+    words_flat: list[int] = []
+    parts: list[tuple[str, int, int] | np.ndarray | None] = []  # per text: word window span, char grams, or none
+    for text in normalized:
+        words = text.split()
+        if len(words) >= n:
+            start = len(words_flat)
+            for w in words:
+                h = cache.get(w)
+                if h is None:
+                    h = cache[w] = xxhash.xxh32_intdigest(w.encode())
+                words_flat.append(h)
+            parts.append(("w", start, len(words) - n + 1))
+        elif cfg.short_texts == "char_ngrams" and len(text) >= cfg.char_ngram:
+            k = cfg.char_ngram
+            parts.append(np.unique(np.fromiter((xxhash.xxh32_intdigest(text[i:i + k].encode()) for i in range(len(text) - k + 1)),
+                                               np.uint64)))
+        else:
+            parts.append(None)
+    flat = np.array(words_flat, np.uint64)
+    total = max(len(flat) - n + 1, 0)
+    rolled = np.zeros(total, np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(n):
+            rolled = (rolled * SHINGLE_MULT + flat[i:i + total]) & MAX_HASH
+    empty = np.zeros(0, np.uint64)
+    pieces = [empty if p is None else p if isinstance(p, np.ndarray) else rolled[p[1]:p[1] + p[2]] for p in parts]
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
+    return (np.concatenate(pieces) if pieces else empty), offsets
+
+
+def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's (a, b) permutation parameters (its default affine32 scheme) for (num_perm, seed)."""
+    a, b = MinHash(num_perm=cfg.num_perm, seed=cfg.seed).permutations
+    return a.astype(np.uint32), b.astype(np.uint32)
+
+
+def fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finaliser, as datasketch applies it before its affine permutations."""
+    h = h.astype(np.uint32)
+    with np.errstate(over="ignore"):
+        h ^= h >> np.uint32(16)
+        h *= np.uint32(0x85EBCA6B)
+        h ^= h >> np.uint32(13)
+        h *= np.uint32(0xC2B2AE35)
+        h ^= h >> np.uint32(16)
+    return h
+
+
+def signatures(normalized: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """MinHash signatures (n_texts x num_perm, uint32) and a mask of the texts that have one.
+
+    datasketch's affine32 scheme vectorised over all shingles of a batch: h' = fmix32(h), then for
+    each permutation (a, b): a*h' + b mod 2^32, minimum per text. Equal to datasketch.MinHash fed
+    the same shingle hashes (a test checks it).
+    """
+    hv, offsets = shingle_hashes(normalized, cfg)
+    a, b = permutations(cfg)
+    hv = fmix32(hv)
+    n_texts = len(normalized)
+    counts = np.diff(offsets)
+    has = counts > 0
+    sig = np.full((n_texts, cfg.num_perm), np.iinfo(np.uint32).max, np.uint32)
+    text_idx = np.flatnonzero(has)
+    i = 0
+    while i < len(text_idx):  # whole texts in chunks of about CHUNK_SHINGLES shingles
+        j, total = i, 0
+        while j < len(text_idx) and (total == 0 or total + counts[text_idx[j]] <= CHUNK_SHINGLES):
+            total += counts[text_idx[j]]
+            j += 1
+        lo, hi = offsets[text_idx[i]], offsets[text_idx[j - 1] + 1]
+        with np.errstate(over="ignore"):
+            phv = hv[lo:hi, None] * a[None, :] + b[None, :]
+        sig[text_idx[i:j]] = np.minimum.reduceat(phv, offsets[text_idx[i:j]] - lo, axis=0)
+        i = j
+    return sig, has
+
+
+def band_keys(sig: np.ndarray, cfg: DedupConfig, salt: np.ndarray) -> np.ndarray:
+    """One 64-bit key per (text, band): a hash of the band's `rows` signature values (n x bands)."""
+    n = sig.shape[0]
+    keys = np.empty((n, cfg.bands), np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(cfg.bands):
+            h = np.full(n, np.uint64(0xCBF29CE484222325) ^ np.uint64(band), np.uint64) ^ salt
+            for v in sig[:, band * cfg.rows:(band + 1) * cfg.rows].T:
+                h = (h ^ v.astype(np.uint64)) * np.uint64(0x100000001B3)
+            keys[:, band] = mix64(h)
+    return keys
+
+
+def chain_edges(groups: pa.Array, members: pa.Array, cap: int) -> tuple[pa.Table, int]:
+    """Link the members of each group as a chain (sorted by member id): k members give k-1 edges.
+
+    Groups over `cap` members link only their first `cap` (returned: how many members were skipped).
+    Returns (edges a < b, skipped).
+    """
+    if len(members) == 0:
+        return pa.table({"a": pa.array([], pa.string()), "b": pa.array([], pa.string())}), 0
+    t = pa.table({"g": groups, "m": members}).sort_by([("g", "ascending"), ("m", "ascending")])
+    g = t["g"].to_numpy()
+    m = t["m"].combine_chunks()
+    same = np.concatenate([[False], g[1:] == g[:-1]])
+    # Position of each row within its group.
+    run_start = np.flatnonzero(~same)
+    pos = np.arange(len(g)) - np.repeat(run_start, np.diff(np.concatenate([run_start, [len(g)]])))
+    link = same & (pos < cap)
+    skipped = int(np.sum(same & (pos >= cap)))
+    idx = np.flatnonzero(link)
+    a = m.take(pa.array(idx - 1))
+    b = m.take(pa.array(idx))
+    edges = pa.table({"a": a, "b": b})
+    edges = edges.filter(pc.not_equal(edges["a"], edges["b"]))
+    return edges, skipped
+
+
+def connected_components(edges: pa.Table) -> dict[str, str]:
+    """Union-find over edges; returns member -> smallest member id of its component (for members of edges)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    for a, b in zip(edges["a"].to_pylist(), edges["b"].to_pylist()):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            parent[rb] = ra
+    return {x: find(x) for x in list(parent) + [p for p in set(parent.values())]}
+
+
+def s_curve(bands: int, rows: int, points=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)) -> list[tuple[float, float]]:
+    """Probability that a pair of Jaccard similarity s becomes a candidate: 1 - (1 - s^rows)^bands."""
+    return [(s, 1 - (1 - s**rows) ** bands) for s in points]
+
+
+def s_curve_text(cfg: DedupConfig) -> str:
+    cells = "  ".join(f"J={s:.2f}:{p:.3f}" for s, p in s_curve(cfg.bands, cfg.rows))
+    threshold = (1 / cfg.bands) ** (1 / cfg.rows)
+    return f"MinHash LSH {cfg.bands} bands x {cfg.rows} rows ({cfg.num_perm} perms), threshold ~{threshold:.2f}: {cells}"
+
+
+def optimal_bands_rows(threshold: float, num_perm: int) -> tuple[int, int]:
+    """datasketch's optimal (bands, rows) for a Jaccard threshold (equal false-positive/negative weights)."""
+    from datasketch.lsh import _optimal_param
+
+    b, r = _optimal_param(threshold, num_perm, 0.5, 0.5)
+    return int(b), int(r)
+
+
+def rank_order(quality: list, ts: list, event_ids: list[str], old: list[bool] | None = None) -> list[int]:
+    """Indices sorted best-first: earlier-run events, then highest quality, earliest time, smallest id."""
+    old = old or [False] * len(event_ids)
+    return sorted(range(len(event_ids)), key=lambda i: (
+        not old[i], -(quality[i] if quality[i] is not None and not math.isnan(quality[i]) else -1.0),
+        ts[i] if ts[i] is not None else 0, event_ids[i]))

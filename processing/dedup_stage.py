@@ -1,0 +1,217 @@
+"""Distributed exact + MinHash-LSH deduplication, as steps of the curate stage.
+
+Layout under the run root, per platform (scope corpus = within a platform; scope user = within a user):
+  dedup_index/<platform>/p=NNNN/<shard>.parquet   band rows (band, key, event_id) hash-partitioned by key;
+                                                  band -1 is the exact key. Written by step 1 (read).
+                                                  It is also the index a later run deduplicates against.
+  _work/curate/dedup/<platform>/...               exact edges and secondaries, near edges per pass
+  _work/curate/dedup/<platform>/clusters.parquet  every event in a duplicate cluster: cluster id, size, reason
+
+Steps (each a list of shards with completion markers):
+  exact   one task per partition: rows with equal exact keys are chained (k copies -> k-1 edges)
+  near    one task per (pass, partition): the bands of that pass only (bounded memory), exact
+          secondaries left out; rows with equal band keys are chained, huge buckets capped
+  cluster one task per platform: connected components over the edges (only edges travel, never
+          signatures); the kept copy is the earlier run's event, else highest quality, earliest, smallest id
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from processing import schema as S
+from processing.config import DedupConfig, StorageConfig
+from processing.dedup import (
+    band_keys, chain_edges, connected_components, exact_keys, normalize, rank_order, scope_salt, signatures,
+)
+from processing.storage import ParquetShardWriter, RunRoot
+
+log = logging.getLogger(__name__)
+INDEX = "dedup_index"
+WORK = "_work/curate/dedup"
+EDGE_SCHEMA = pa.schema([pa.field("a", pa.string()), pa.field("b", pa.string())])
+PARAM_KEYS = ("scope", "num_perm", "bands", "rows", "shingle_size", "short_texts", "char_ngram", "seed",
+              "num_partitions")
+
+
+def index_params(cfg: DedupConfig) -> dict:
+    """The settings two runs must share for one to deduplicate against the other's index."""
+    return {k: getattr(cfg, k) for k in PARAM_KEYS}
+
+
+def dedup_rows(events: pa.Table, cfg: DedupConfig) -> pa.Table:
+    """Band rows of a batch of events: one exact row (band -1) and one row per LSH band for texts
+    long enough to shingle, with a `part` column (key mod num_partitions)."""
+    if events.num_rows == 0:
+        return pa.table({"part": pa.array([], pa.int32()), S.BAND: pa.array([], pa.int16()),
+                         S.KEY: pa.array([], pa.uint64()), S.EVENT_ID: pa.array([], pa.string())})
+    text = pc.binary_join_element_wise(pc.fill_null(events[S.TITLE], ""), pc.fill_null(events[S.TEXT], ""), "\n")
+    norm = normalize(text).to_pylist()
+    salt = scope_salt(events[S.USER_ID].to_pylist() if cfg.scope == "user" else None, len(norm))
+    ids = events[S.EVENT_ID].combine_chunks()
+    cols: list[tuple[np.ndarray, np.ndarray, pa.Array]] = []
+    if cfg.exact:
+        ek = exact_keys(norm, salt)
+        nz = np.flatnonzero(ek)
+        cols.append((np.full(len(nz), -1, np.int16), ek[nz], ids.take(pa.array(nz))))
+    if cfg.near:
+        sig, has = signatures(norm, cfg)
+        idx = np.flatnonzero(has)
+        if len(idx):
+            bk = band_keys(sig[idx], cfg, salt[idx])  # (n, bands)
+            n = len(idx)
+            cols.append((np.tile(np.arange(cfg.bands, dtype=np.int16), n), bk.reshape(-1),
+                         ids.take(pa.array(np.repeat(idx, cfg.bands)))))
+    bands = np.concatenate([c[0] for c in cols]) if cols else np.zeros(0, np.int16)
+    keys = np.concatenate([c[1] for c in cols]) if cols else np.zeros(0, np.uint64)
+    eids = pa.concat_arrays([c[2] for c in cols]) if cols else pa.array([], pa.string())
+    part = (keys % np.uint64(cfg.num_partitions)).astype(np.int32)
+    return pa.table({"part": part, S.BAND: bands, S.KEY: keys, S.EVENT_ID: eids})
+
+
+class DedupRowWriter:
+    """Step-1 side output: a shard's band rows, one file per hash partition."""
+
+    def __init__(self, root: RunRoot, platform: str, shard: str):
+        self.root, self.platform, self.shard = root, platform, shard
+        self.writers: dict[int, ParquetShardWriter] = {}
+
+    def write(self, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        parts = rows["part"].to_numpy()
+        order = np.argsort(parts, kind="stable")
+        rows, parts = rows.take(pa.array(order)), parts[order]
+        bounds = np.flatnonzero(np.diff(parts)) + 1
+        for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(parts)]])):
+            p = int(parts[lo])
+            if p not in self.writers:
+                self.writers[p] = ParquetShardWriter(
+                    self.root, f"{INDEX}/{self.platform}/p={p:04d}/{self.shard}.parquet", S.DEDUP_ROW_SCHEMA)
+            self.writers[p].write(rows.slice(lo, hi - lo))
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+
+
+def _read_rows(root: RunRoot, platform: str, part: int, bands: tuple[int, int], previous: tuple[str, ...],
+               storage: StorageConfig) -> pa.Table:
+    """Band rows of one partition and band range, this run's and the earlier runs' (flag `old`)."""
+    flt = (pc.field(S.BAND) >= bands[0]) & (pc.field(S.BAND) < bands[1])
+    tables = []
+    for i, r in enumerate((root.uri, *previous)):
+        rr = RunRoot(r, storage)
+        t = rr.read_parquet(f"{INDEX}/{platform}/p={part:04d}", filters=flt, schema=S.DEDUP_ROW_SCHEMA)
+        if i > 0:  # an earlier run: only its kept copies count
+            clusters = rr.read_parquet(f"{WORK}/{platform}/clusters.parquet", schema=S.CLUSTER_SCHEMA) \
+                if rr.exists(f"{WORK}/{platform}/clusters.parquet") else S.CLUSTER_SCHEMA.empty_table()
+            gone = clusters.filter(pc.is_valid(clusters[S.REASON]))[S.EVENT_ID]
+            t = t.filter(pc.invert(pc.is_in(t[S.EVENT_ID], gone)))
+        tables.append(t.append_column("old", pa.array([i > 0] * t.num_rows, pa.bool_())))
+    return pa.concat_tables(tables)
+
+
+def _member_ids(t: pa.Table) -> pa.Array:
+    """Old (earlier-run) ids are prefixed with a marker that sorts first, so chains start at them."""
+    return pc.if_else(t["old"], pc.binary_join_element_wise("\x00", t[S.EVENT_ID], ""), t[S.EVENT_ID])
+
+
+def exact_step(task: dict, cfg: DedupConfig, storage: StorageConfig) -> dict:
+    """Chain the rows of each exact key in one partition; record every copy but the first as secondary."""
+    root = RunRoot(task["run_root"], storage)
+    platform, part = task["platform"], task["part"]
+    rows = _read_rows(root, platform, part, (-1, 0), cfg.previous_runs, storage)
+    edges, _ = chain_edges(rows[S.KEY], _member_ids(rows), cap=1 << 62)
+    root.write_parquet(f"{WORK}/{platform}/edges/exact-{part:04d}.parquet", edges)
+    secondary = pc.unique(edges["b"])
+    root.write_parquet(f"{WORK}/{platform}/secondary/{part:04d}.parquet", pa.table({S.EVENT_ID: secondary}))
+    return {"dedup": {platform: {"exact_edges": edges.num_rows}}}
+
+
+def near_step(task: dict, cfg: DedupConfig, storage: StorageConfig) -> dict:
+    """Chain the rows of each (band, key) bucket for the bands of one pass in one partition."""
+    root = RunRoot(task["run_root"], storage)
+    platform, part, lo, hi = task["platform"], task["part"], task["band_lo"], task["band_hi"]
+    rows = _read_rows(root, platform, part, (lo, hi), cfg.previous_runs, storage)
+    secondary = root.read_parquet(f"{WORK}/{platform}/secondary", schema=pa.schema([pa.field(S.EVENT_ID, pa.string())]))
+    members = _member_ids(rows)
+    keep = pc.invert(pc.is_in(members, secondary[S.EVENT_ID]))
+    rows, members = rows.filter(keep), members.filter(keep)
+    # Band keys are seeded with their band number, so the key alone identifies a (band, bucket).
+    edges, skipped = chain_edges(rows[S.KEY], members, cfg.max_bucket_size)
+    out = edges.group_by(["a", "b"]).aggregate([]).sort_by([("a", "ascending"), ("b", "ascending")])
+    root.write_parquet(f"{WORK}/{platform}/edges/near-{lo:03d}-{part:04d}.parquet", out)
+    return {"dedup": {platform: {"near_edges": out.num_rows, "capped_bucket_members": skipped}}}
+
+
+def cluster_step(task: dict, cfg: DedupConfig, storage: StorageConfig) -> dict:
+    """Connected components over every edge; pick each cluster's kept copy and mark the others."""
+    root = RunRoot(task["run_root"], storage)
+    platform = task["platform"]
+    edges = root.read_parquet(f"{WORK}/{platform}/edges", schema=EDGE_SCHEMA)
+    comp = connected_components(edges)
+    if not comp:
+        root.write_parquet(f"{WORK}/{platform}/clusters.parquet", S.CLUSTER_SCHEMA.empty_table())
+        return {"dedup": {platform: {"clusters": 0}}}
+    members = list(comp)
+    new_ids = [m for m in members if not m.startswith("\x00")]
+    keys = root.read_parquet(f"_work/curate/stage1/{platform}", columns=[S.EVENT_ID, S.QUALITY, S.TS],
+                             filters=pc.field(S.EVENT_ID).isin(new_ids), schema=S.EVENT_SCHEMA)
+    info = {e: (q, t) for e, q, t in zip(keys[S.EVENT_ID].to_pylist(), keys[S.QUALITY].to_pylist(),
+                                        pc.cast(keys[S.TS], pa.int64()).to_pylist())}
+    exact = {}
+    for i, r in enumerate((root.uri, *cfg.previous_runs)):
+        rows = RunRoot(r, storage).read_parquet(INDEX + f"/{platform}", filters=pc.field(S.BAND) == -1,
+                                                schema=S.DEDUP_ROW_SCHEMA, columns=[S.KEY, S.EVENT_ID])
+        wanted = [m.lstrip("\x00") for m in members if m.startswith("\x00") == (i > 0)]
+        rows = rows.filter(pc.is_in(rows[S.EVENT_ID], pa.array(wanted, pa.string())))
+        exact.update({("\x00" if i else "") + e: k for e, k in zip(rows[S.EVENT_ID].to_pylist(), rows[S.KEY].to_pylist())})
+    by_root: dict[str, list[str]] = {}
+    for m, r in comp.items():
+        by_root.setdefault(r, []).append(m)
+    out_ids, out_cluster, out_size, out_reason = [], [], [], []
+    n_exact = n_near = 0
+    for group in by_root.values():
+        group.sort()
+        order = rank_order([info.get(m, (None, None))[0] for m in group], [info.get(m, (None, None))[1] for m in group],
+                           group, [m.startswith("\x00") for m in group])
+        best = group[order[0]]
+        cluster_id = best.lstrip("\x00")
+        for i in order:
+            m = group[i]
+            if m.startswith("\x00"):
+                continue  # an earlier run's event: not part of this run's output
+            reason = None
+            if m != best:
+                reason = "exact_duplicate" if exact.get(m) is not None and exact.get(m) == exact.get(best) else "near_duplicate"
+                n_exact += reason == "exact_duplicate"
+                n_near += reason == "near_duplicate"
+            out_ids.append(m)
+            out_cluster.append(cluster_id)
+            out_size.append(len(group))
+            out_reason.append(reason)
+    clusters = pa.table({S.EVENT_ID: out_ids, S.DUP_CLUSTER: out_cluster, S.DUP_CLUSTER_SIZE: pa.array(out_size, pa.int32()),
+                         S.REASON: pa.array(out_reason, pa.string())}, schema=S.CLUSTER_SCHEMA)
+    root.write_parquet(f"{WORK}/{platform}/clusters.parquet", clusters.sort_by([(S.EVENT_ID, "ascending")]))
+    log.info("dedup %s: %d clusters, %d exact and %d near duplicates removed", platform, len(by_root), n_exact, n_near)
+    return {"dedup": {platform: {"clusters": len(by_root), "exact_duplicate": n_exact, "near_duplicate": n_near}}}
+
+
+def dedup_tasks(platforms: list[str], cfg: DedupConfig, base: dict) -> tuple[list[dict], list[dict], list[dict]]:
+    """Shard lists of the three steps."""
+    parts = range(cfg.num_partitions)
+    exact = [{**base, "shard": f"{p}-{i:04d}", "platform": p, "part": i} for p in platforms for i in parts]
+    near = [{**base, "shard": f"{p}-{lo:03d}-{i:04d}", "platform": p, "part": i, "band_lo": lo,
+             "band_hi": min(lo + cfg.bands_per_pass, cfg.bands)}
+            for p in platforms for lo in range(0, cfg.bands, cfg.bands_per_pass) for i in parts] if cfg.near else []
+    cluster = [{**base, "shard": p, "platform": p} for p in platforms]
+    return exact, near, cluster
+
+
+def load_clusters(root: RunRoot, platform: str) -> pa.Table:
+    rel = f"{WORK}/{platform}/clusters.parquet"
+    return root.read_parquet(rel, schema=S.CLUSTER_SCHEMA) if root.exists(rel) else S.CLUSTER_SCHEMA.empty_table()

@@ -1,0 +1,179 @@
+"""Exact and MinHash-LSH dedup: kernels against datasketch, golden counts on a planted corpus,
+determinism across shardings, scope, incremental mode."""
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from datasketch import MinHash
+
+from processing import schema as S
+from processing.config import DedupConfig, parse_config
+from processing.curate_stage import run_curate
+from processing.dedup import (
+    chain_edges, connected_components, normalize, optimal_bands_rows, s_curve, shingle_hashes, signatures,
+)
+from processing.storage import RunRoot
+
+WORDS = ("time year people way day man thing woman life child world school state family student group country "
+         "problem hand part place case week company system program question work government number night point "
+         "home water room mother area money story fact month lot right study book eye job word business issue side "
+         "kind head house service friend father power hour game line end member law car city community name team "
+         "minute idea kid body information back parent face others level office door health person art war history "
+         "party result change morning reason research girl guy moment air teacher force education garden kitchen "
+         "dinner weekend brother sister coffee bread river mountain train letter music movie song dog cat winter "
+         "summer holiday doctor nurse market street bridge window table chair phone picture paper class lesson").split()
+
+
+def doc(rng: random.Random, n: int = 120) -> str:
+    return "I " + " ".join(rng.choice(WORDS) for _ in range(n)) + "."
+
+
+def edit(rng: random.Random, text: str, k: int) -> str:
+    words = text.split()
+    for i in rng.sample(range(1, len(words) - 1), k):
+        words[i] = rng.choice(WORDS) + "s"
+    return " ".join(words)
+
+
+def planted() -> tuple[list[tuple[str, str]], dict]:
+    """(user, text) rows with planted clusters, and the expected outcome."""
+    rng = random.Random(7)
+    rows = [(f"u{i}", doc(rng)) for i in range(30)]  # unrelated documents
+    base0, base1 = rows[0][1], rows[1][1]
+    rows += [("c1", base0), ("c2", base0.upper()), ("c3", base0.replace(".", "!!"))]  # exact after normalisation
+    rows += [(f"n{i}", edit(rng, base1, 1 + i % 2)) for i in range(4)]  # near copies: 1-2 word edits of 120
+    bot = doc(rng)
+    rows += [(f"bot{i}", bot.replace("I ", f"Hello {name}, I ", 1))  # templated bot posts
+             for i, name in enumerate(["Ann", "Bob", "Cy", "Dee", "Eve", "Fay"])]
+    rows += [(f"s{i}", "thanks for sharing this") for i in range(3)] + [("s9", "thanks for sharing that")]
+    return rows, {"exact_duplicate": 3 + 2, "near_duplicate": 4 + 5, "sizes": [3, 4, 5, 6]}
+
+
+def write_reviews(path, rows: list[tuple[str, str]], ts0: int = 1_600_000_000_000) -> None:
+    with open(path, "w") as f:
+        for i, (user, text) in enumerate(rows):
+            f.write(json.dumps({"user_id": user, "parent_asin": f"item{i}", "rating": 5.0, "text": text,
+                                "timestamp": ts0 + i * 1000}) + "\n")
+
+
+def config(tmp_path, raw: list, run: str, **dedup) -> dict:
+    return {"run_root": str(tmp_path / run), "salt": "t",
+            "curate": {"inputs": [{"path": str(p), "format": "amazon_2023"} for p in raw],
+                       "language": {"enabled": False},
+                       "amazon": {"require_item_title": False, "top_item_fraction": 1.0, "user_k": 1, "item_k": 1,
+                                  "min_history": 1, "min_words": 1},
+                       "dedup": {"shingle_size": 5, **dedup}}}
+
+
+def outcome(run_root: str) -> tuple[Counter, dict[str, str], list[int]]:
+    root = RunRoot(run_root)
+    rej = root.read_parquet("rejects", schema=S.REJECT_SCHEMA)
+    ev = root.read_parquet("events", schema=S.EVENT_SCHEMA)
+    reasons = Counter(rej.filter(pc.equal(rej[S.STAGE], "dedup"))[S.REASON].to_pylist())
+    clusters = dict(zip(ev[S.EVENT_ID].to_pylist(), ev[S.DUP_CLUSTER].to_pylist()))
+    sizes = sorted(n for e, c, n in zip(ev[S.EVENT_ID].to_pylist(), ev[S.DUP_CLUSTER].to_pylist(),
+                                        ev[S.DUP_CLUSTER_SIZE].to_pylist()) if n > 1)
+    return reasons, clusters, sizes
+
+
+def test_signatures_equal_datasketch():
+    cfg = DedupConfig()
+    texts = normalize(pa.array(["The quick brown fox jumps over the lazy dog, again and again.",
+                                "a b c d e f g h", "too short"])).to_pylist()
+    sig, has = signatures(texts, cfg)
+    hv, off = shingle_hashes(texts, cfg)
+    assert has.tolist() == [True, True, False]
+    for i in (0, 1):
+        m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, hashfunc=int)
+        m.update_batch([int(h) for h in hv[off[i]:off[i + 1]]])
+        assert np.array_equal(m.hashvalues, sig[i])
+
+
+def test_short_texts_rule():
+    texts = ["thanks for sharing this"]
+    assert not signatures(texts, DedupConfig())[1][0]  # exact-only by default
+    assert signatures(texts, DedupConfig(short_texts="char_ngrams"))[1][0]
+
+
+def test_chain_edges_cap_and_components():
+    groups = pa.array([1, 1, 1, 1, 1, 2, 2, 3], pa.uint64())
+    members = pa.array(["e", "d", "c", "b", "a", "x", "y", "z"])
+    edges, skipped = chain_edges(groups, members, cap=3)
+    assert edges.to_pylist() == [{"a": "a", "b": "b"}, {"a": "b", "b": "c"}, {"a": "x", "b": "y"}] and skipped == 2
+    comp = connected_components(pa.table({"a": ["a", "b", "x", "c"], "b": ["b", "c", "y", "q"]}))
+    assert comp == {"a": "a", "b": "a", "c": "a", "q": "a", "x": "x", "y": "x"}
+
+
+def test_s_curve_and_optimal_params():
+    curve = dict(s_curve(14, 8))
+    assert curve[0.5] < 0.06 and curve[0.9] > 0.999
+    b, r = optimal_bands_rows(0.8, 112)
+    assert b * r <= 112
+
+
+def test_golden_planted_corpus(tmp_path):
+    rows, expected = planted()
+    write_reviews(tmp_path / "r.jsonl", rows)
+    stats = run_curate(parse_config(config(tmp_path, [tmp_path / "r.jsonl"], "run")), use_ray=False)
+    reasons, clusters, sizes = outcome(str(tmp_path / "run"))
+    assert reasons == {"exact_duplicate": expected["exact_duplicate"], "near_duplicate": expected["near_duplicate"]}
+    assert sizes == expected["sizes"]  # one kept copy per cluster, with its cluster size
+    assert stats["platforms"]["amazon"]["rejected"]["dedup"] == dict(reasons)
+    # The kept copy is the earliest (all quality scores are equal): the original posts.
+    assert sum(1 for e, c in clusters.items() if c != e) == 0
+    assert stats["platforms"]["amazon"]["kept"] == len(rows) - sum(reasons.values())
+
+
+def test_same_clusters_across_shardings(tmp_path, ray_cluster):
+    rows, _ = planted()
+    random.Random(3).shuffle(rows)
+    write_reviews(tmp_path / "all.jsonl", rows)
+    for i in range(3):  # the same rows split over three files
+        write_reviews(tmp_path / f"part{i}.jsonl", rows[i::3], ts0=1_600_000_000_000 + i * 10)
+    a = config(tmp_path, [tmp_path / "all.jsonl"], "one", num_partitions=1, bands_per_pass=14)
+    b = config(tmp_path, [tmp_path / "all.jsonl"], "many", num_partitions=7, bands_per_pass=3)
+    b["curate"]["num_user_buckets"] = 5
+    run_curate(parse_config(a), use_ray=False)
+    run_curate(parse_config(b), use_ray=True)
+    assert outcome(str(tmp_path / "one")) == outcome(str(tmp_path / "many"))
+    c = config(tmp_path, [tmp_path / f"part{i}.jsonl" for i in range(3)], "split", num_partitions=3)
+    run_curate(parse_config(c), use_ray=True)
+    reasons_c, _, sizes_c = outcome(str(tmp_path / "split"))
+    assert (reasons_c, sizes_c) == outcome(str(tmp_path / "one"))[::2]
+
+
+def test_user_scope(tmp_path):
+    rows = [("a", doc(random.Random(1))), ("b", doc(random.Random(1))), ("a", doc(random.Random(1)) + " Yes.")]
+    write_reviews(tmp_path / "r.jsonl", rows)
+    run_curate(parse_config(config(tmp_path, [tmp_path / "r.jsonl"], "corpus")), use_ray=False)
+    run_curate(parse_config(config(tmp_path, [tmp_path / "r.jsonl"], "user", scope="user")), use_ray=False)
+    assert sum(outcome(str(tmp_path / "corpus"))[0].values()) == 2
+    assert outcome(str(tmp_path / "user"))[0] == {"near_duplicate": 1}  # only user a's own repeat
+
+
+def test_incremental_against_earlier_run(tmp_path):
+    rng = random.Random(11)
+    old_rows = [(f"o{i}", doc(rng)) for i in range(10)]
+    write_reviews(tmp_path / "old.jsonl", old_rows)
+    run_curate(parse_config(config(tmp_path, [tmp_path / "old.jsonl"], "old")), use_ray=False)
+    new_rows = [("n1", edit(rng, old_rows[3][1], 1)), ("n2", old_rows[5][1]), ("n3", doc(rng))]
+    write_reviews(tmp_path / "new.jsonl", new_rows, ts0=1_700_000_000_000)
+    cfg = config(tmp_path, [tmp_path / "new.jsonl"], "new", previous_runs=[str(tmp_path / "old")])
+    run_curate(parse_config(cfg), use_ray=False)
+    reasons, clusters, _ = outcome(str(tmp_path / "new"))
+    assert reasons == {"near_duplicate": 1, "exact_duplicate": 1}
+    rej = RunRoot(str(tmp_path / "new")).read_parquet("rejects", schema=S.REJECT_SCHEMA)
+    old_ids = RunRoot(str(tmp_path / "old")).read_parquet("events", schema=S.EVENT_SCHEMA)[S.EVENT_ID].to_pylist()
+    details = rej.filter(pc.equal(rej[S.STAGE], "dedup"))[S.DETAIL].to_pylist()
+    assert all(d.split()[0].removeprefix("cluster=") in old_ids for d in details)  # clustered with old events
+    assert list(clusters.values()) == list(clusters)  # the new unique event is kept, alone
+    bad = config(tmp_path, [tmp_path / "new.jsonl"], "bad", previous_runs=[str(tmp_path / "old")], num_perm=64,
+                 bands=8, rows=8)
+    with pytest.raises(ValueError, match="other settings"):
+        run_curate(parse_config(bad), use_ray=False)
