@@ -85,7 +85,7 @@ def cleaning_options(cfg: CurateConfig) -> CleaningOptions:
 
 
 def process_batch(batch: pa.Table, platform: str, cfg: CurateConfig, timer: StepTimer | None = None,
-                  ) -> tuple[pa.Table, list[pa.Table]]:
+                  storage: StorageConfig | None = None) -> tuple[pa.Table, list[pa.Table]]:
     """Rules, cleaning + PII, language ID and quality score on one batch of READ_BATCH_SCHEMA rows of one platform.
 
     Returns (kept rows in EVENT_SCHEMA plus the rule columns, reject tables). No I/O, no Ray.
@@ -129,7 +129,7 @@ def process_batch(batch: pa.Table, platform: str, cfg: CurateConfig, timer: Step
                                       "language", detail))
             kept = kept.filter(ok)
     with timer.step("quality", kept.num_rows):
-        quality, keep = score_events(kept, cfg.quality)
+        quality, keep = score_events(kept, cfg.quality, storage)
         kept = kept.append_column(S.QUALITY, quality)
         low = kept.filter(pc.invert(keep))
         rejects.append(to_rejects(low.append_column(S.REASON, pa.array(["low_quality"] * low.num_rows, pa.string())),
@@ -186,7 +186,7 @@ def curate_file(task: dict, cfg: CurateConfig, storage: StorageConfig, salt: str
             if events:
                 with timer.step("read", 0):
                     batch = _records_to_tables(events, S.READ_BATCH_SCHEMA)
-                kept, rejected = process_batch(batch, platform, cfg, timer)
+                kept, rejected = process_batch(batch, platform, cfg, timer, storage)
                 if cfg.dedup.exact or cfg.dedup.near:
                     with timer.step("dedup_signatures", kept.num_rows):
                         dedup_writer.write(dedup_rows(kept, cfg.dedup))

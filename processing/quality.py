@@ -20,8 +20,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Iterator
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -340,9 +339,13 @@ def train_from_config(cfg: PipelineConfig, storage: StorageConfig | None = None)
 
 # ----------------------------------------------------------------------------- scoring
 
-@lru_cache(maxsize=8)
 def load_model(path: str, storage: StorageConfig | None = None):
     """Load a fastText model once per process (a Ray worker keeps it for every batch); s3:// is fetched."""
+    return _load_model(path, storage)
+
+
+@lru_cache(maxsize=8)
+def _load_model(path: str, storage: StorageConfig | None):
     import fasttext
 
     fasttext.FastText.eprint = lambda *a, **k: None  # silence the load-time warning

@@ -6,7 +6,7 @@ import logging
 import sys
 
 from processing.config import ConfigError
-from ray_jobs import curate
+from ray_jobs import curate, train_quality
 from ray_jobs.common import setup_logging
 
 
@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("curate", help="raw dumps -> cleaned, filtered per-user timelines (events/, users/, rejects/)")
     curate.add_arguments(c)
     c.set_defaults(func=curate.run)
+    t = sub.add_parser("train-quality", help="train fastText quality classifiers from labelled Parquet (text, label)")
+    train_quality.add_arguments(t)
+    t.set_defaults(func=train_quality.run)
     pl = sub.add_parser("pipeline", help="run every stage in order on one config")
     curate.add_arguments(pl)
     pl.set_defaults(func=_pipeline)

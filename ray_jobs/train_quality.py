@@ -51,10 +51,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from processing.config import ConfigError
+
     p = argparse.ArgumentParser(description=__doc__)
     add_arguments(p)
     setup_logging()
-    return run(p.parse_args(argv))
+    try:
+        return run(p.parse_args(argv))
+    except (ConfigError, FileNotFoundError) as exc:  # as `humanllm` reports them
+        log.error("%s", exc)
+        return 2
 
 
 if __name__ == "__main__":

@@ -95,34 +95,43 @@ def _write_config(path: Path, data: dict) -> Path:
     return path
 
 
-def test_kill_and_rerun_gives_identical_output(ray_cluster, tmp_path):
+def kill_when_markers(cfg_path: Path, markers: Path, count: int) -> int:
+    """Run curate in a child process group and SIGKILL it once `count` markers of a step exist."""
+    proc = subprocess.Popen([sys.executable, "-m", "ray_jobs.cli", "curate", "--config", str(cfg_path), "--no-ray"],
+                            cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if markers.is_dir() and len([m for m in markers.glob("*.json") if not m.name.startswith("_")]) >= count:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # only the process group we started
+    proc.wait()
+    return len(list(markers.glob("*.json")))
+
+
+@pytest.fixture(scope="module")
+def synthetic_corpus(tmp_path_factory) -> Path:
     from processing.sample_data import write_synthetic_corpus
 
-    raw = tmp_path / "raw"
+    raw = tmp_path_factory.mktemp("synthetic")
     write_synthetic_corpus(raw, n_events=60_000, files=6)
-    inputs = [{"path": str(raw / "**" / "*.zst"), "format": "reddit_pushshift"},
-              {"path": str(raw / "**" / "*.jsonl.gz"), "format": "amazon_2023"}]
+    return raw
+
+
+@pytest.mark.parametrize("step, count", [("curate-read", 2), ("curate-dedup-near", 3)])
+def test_kill_and_rerun_gives_identical_output(ray_cluster, synthetic_corpus, tmp_path, step, count):
+    inputs = [{"path": str(synthetic_corpus / "**" / "*.zst"), "format": "reddit_pushshift"},
+              {"path": str(synthetic_corpus / "**" / "*.jsonl.gz"), "format": "amazon_2023"}]
     base = {"salt": "kill", "curate": {"inputs": inputs, "num_user_buckets": 4, "batch_rows": 2000,
                                        "amazon": {"require_item_title": False}}}
     killed = str(tmp_path / "killed")
     cfg_path = _write_config(tmp_path / "kill.yaml", {**base, "run_root": killed})
-    proc = subprocess.Popen([sys.executable, "-m", "ray_jobs.cli", "curate", "--config", str(cfg_path), "--no-ray"],
-                            cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    markers = Path(killed) / "_markers" / "curate-read"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if markers.is_dir() and len([m for m in markers.glob("*.json") if not m.name.startswith("_")]) >= 2:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # only the process group we started
-    proc.wait()
-    done_before = len(list(markers.glob("*.json")))
-    assert not (Path(killed) / "stats.json").exists()
+    done_before = kill_when_markers(cfg_path, Path(killed) / "_markers" / step, count)
+    assert done_before >= count and not (Path(killed) / "stats.json").exists()
 
     resumed = run_curate(parse_config({**base, "run_root": killed}), use_ray=True)
     clean = run_curate(parse_config({**base, "run_root": str(tmp_path / "clean")}), use_ray=False)
-    assert done_before >= 2
     assert read_outputs(killed) == read_outputs(str(tmp_path / "clean"))
     assert resumed["platforms"] == clean["platforms"]
     # A rerun of a finished run redoes nothing and changes nothing.

@@ -110,7 +110,7 @@ def test_score_ranks_story_above_ad(trained):
 def test_quantized_is_smaller_and_scores(trained, tmp_path):
     path, plain = trained
     qpath = str(tmp_path / "q.bin")
-    report = train_quality(fixture(), qpath, QualityTrainConfig(**SMALL, quantize=True))
+    report = train_quality(fixture(), qpath, QualityTrainConfig(**SMALL, quantize=True, cutoff=1000))
     assert report["quantized"] and report["model_bytes"] < plain["model_bytes"] / 4
     assert report["micro"]["precision"] > 0.9
     s = score(pa.chunked_array([[HELD_STORY], [HELD_AD]]), qpath, ("high",)).to_pylist()
@@ -142,7 +142,10 @@ def test_score_events_thresholds_and_fallback(trained):
 
 
 def test_training_is_deterministic(trained, tmp_path):
+    """Same rows and seed: same report and identical model bytes, even after a quantization in this
+    process (whose freed memory once leaked into the next model's uninitialised matrix as NaN)."""
     path, first = trained
+    train_quality(fixture(), str(tmp_path / "q.bin"), QualityTrainConfig(**SMALL, quantize=True, cutoff=500))
     again = train_quality(fixture(), str(tmp_path / "again.bin"), QualityTrainConfig(**SMALL))
     strip = lambda r: {k: v for k, v in r.items() if k not in ("train_seconds", "model")}  # noqa: E731
     assert strip(again) == strip(first)
@@ -178,7 +181,8 @@ def test_train_from_config_errors(tmp_path):
     def run(table: pa.Table, name: str, **kw):
         f = tmp_path / name
         pq.write_table(table, f)
-        cfg = PipelineConfig(train_quality=QualityTrainConfig(**SMALL, data=str(f), output_dir=str(tmp_path / "o"), **kw))
+        tq = QualityTrainConfig(**SMALL, data=str(f), output_dir=str(tmp_path / "o"), **kw)
+        cfg = PipelineConfig(train_quality=tq)
         with pytest.raises(QualityDataError) as exc:
             train_from_config(cfg)
         assert str(f) in str(exc.value)
@@ -191,3 +195,33 @@ def test_train_from_config_errors(tmp_path):
     one_low = pa.concat_tables([one_low, pa.table({"text": ["buy now"], LABEL: ["low"], "platform": ["reddit"]})])
     assert "at least 2" in run(one_low, "fewrows.parquet")
     assert "platform" in run(good.drop_columns(["platform"]), "noplatform.parquet", per_platform=True)
+
+
+def test_curate_scores_and_filters_with_a_trained_model(tmp_path):
+    """The quality step inside curate: every kept event scored, low scorers rejected with low_quality."""
+    import json
+
+    from processing import schema as S
+    from processing.config import QualityTrainConfig, parse_config
+    from processing.curate_stage import run_curate
+    from processing.storage import RunRoot
+
+    model = str(tmp_path / "q.bin")
+    train_quality(fixture(), model, QualityTrainConfig(**SMALL))
+    rng = random.Random(5)
+    texts = [life_story(rng) for _ in range(6)] + [spam(rng) for _ in range(3)]
+    with open(tmp_path / "r.jsonl", "w") as f:
+        for i, t in enumerate(texts):
+            f.write(json.dumps({"user_id": f"u{i}", "parent_asin": f"i{i}", "rating": 4.0, "text": t,
+                                "timestamp": 1_600_000_000_000 + i}) + "\n")
+    cfg = parse_config({
+        "run_root": str(tmp_path / "run"), "salt": "t",
+        "curate": {"inputs": [{"path": str(tmp_path / "r.jsonl"), "format": "amazon_2023"}],
+                   "language": {"enabled": False}, "cleaning": {"max_removed_fraction": 1.0},
+                   "amazon": {"require_item_title": False, "top_item_fraction": 1.0, "user_k": 1, "item_k": 1,
+                              "min_history": 1},
+                   "quality": {"models": {"default": model}, "thresholds": {"amazon": 0.5}}}})
+    stats = run_curate(cfg, use_ray=False)
+    events = RunRoot(cfg.run_root).read_parquet("events", schema=S.EVENT_SCHEMA)
+    assert stats["platforms"]["amazon"]["rejected"]["quality"] == {"low_quality": 3}
+    assert events.num_rows == 6 and min(events[S.QUALITY].to_pylist()) > 0.5
