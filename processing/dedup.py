@@ -6,6 +6,7 @@ steps that use them are in `dedup_stage.py`.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -55,49 +56,61 @@ def exact_keys(normalized: list[str], salt: np.ndarray) -> np.ndarray:
     return keys
 
 
-def shingle_hashes(normalized: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+def shingle_hashes(normalized: list[str] | pa.Array, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     """All shingle hashes (uint64 holding 32-bit values) and each text's offsets into them.
 
-    Word n-gram shingles: every word is hashed once (xxh32, cached per batch) and n consecutive
-    word hashes are combined by a rolling polynomial, vectorised over the whole batch. Texts with
-    fewer than n words get no shingles (exact-only), or character n-grams when
-    cfg.short_texts == "char_ngrams".
+    Word n-gram shingles, vectorised over the batch: Arrow splits and dictionary-encodes the words,
+    each distinct word is hashed once (xxh32), and n consecutive word hashes are combined by a
+    rolling polynomial in numpy. Texts with fewer than n words get no shingles (exact-only), or
+    character n-grams when cfg.short_texts == "char_ngrams".
     """
     n = cfg.shingle_size
-    cache: dict[str, int] = {}
-    words_flat: list[int] = []
-    parts: list[tuple[str, int, int] | np.ndarray | None] = []  # per text: word window span, char grams, or none
-    for text in normalized:
-        words = text.split()
-        if len(words) >= n:
-            start = len(words_flat)
-            for w in words:
-                h = cache.get(w)
-                if h is None:
-                    h = cache[w] = xxhash.xxh32_intdigest(w.encode())
-                words_flat.append(h)
-            parts.append(("w", start, len(words) - n + 1))
-        elif cfg.short_texts == "char_ngrams" and len(text) >= cfg.char_ngram:
-            k = cfg.char_ngram
-            parts.append(np.unique(np.fromiter((xxhash.xxh32_intdigest(text[i:i + k].encode()) for i in range(len(text) - k + 1)),
-                                               np.uint64)))
-        else:
-            parts.append(None)
-    flat = np.array(words_flat, np.uint64)
-    total = max(len(flat) - n + 1, 0)
+    arr = normalized if isinstance(normalized, (pa.Array, pa.ChunkedArray)) else pa.array(normalized, pa.string())
+    words = pc.utf8_split_whitespace(arr)
+    lengths = pc.list_value_length(words).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pc.list_flatten(words)
+    enc = pc.dictionary_encode(flat).combine_chunks() if isinstance(flat, pa.ChunkedArray) else pc.dictionary_encode(flat)
+    uniq = np.fromiter((xxhash.xxh32_intdigest(w.encode()) for w in enc.dictionary.to_pylist()), np.uint64,
+                       len(enc.dictionary))
+    word_h = uniq[enc.indices.to_numpy(zero_copy_only=False)] if len(enc.indices) else np.zeros(0, np.uint64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    total = max(len(word_h) - n + 1, 0)
     rolled = np.zeros(total, np.uint64)
     with np.errstate(over="ignore"):
         for i in range(n):
-            rolled = (rolled * SHINGLE_MULT + flat[i:i + total]) & MAX_HASH
-    empty = np.zeros(0, np.uint64)
-    pieces = [empty if p is None else p if isinstance(p, np.ndarray) else rolled[p[1]:p[1] + p[2]] for p in parts]
-    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
-    return (np.concatenate(pieces) if pieces else empty), offsets
+            rolled = (rolled * SHINGLE_MULT + word_h[i:i + total]) & MAX_HASH
+    counts = np.maximum(lengths - n + 1, 0)
+    char_docs = np.flatnonzero(counts == 0) if cfg.short_texts == "char_ngrams" else np.zeros(0, np.int64)
+    grams: dict[int, np.ndarray] = {}
+    if len(char_docs):
+        texts = arr.to_pylist() if not isinstance(arr, pa.ChunkedArray) else arr.combine_chunks().to_pylist()
+        k = cfg.char_ngram
+        for d in char_docs:
+            t = texts[d] or ""
+            if len(t) >= k:
+                grams[int(d)] = np.unique(np.fromiter(
+                    (xxhash.xxh32_intdigest(t[i:i + k].encode()) for i in range(len(t) - k + 1)), np.uint64))
+                counts[d] = len(grams[int(d)])
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    # Output position p of text d holds the window starting at starts[d] + (p - offsets[d]).
+    doc = np.repeat(np.arange(len(counts)), counts)
+    pos = np.arange(offsets[-1])
+    is_word = lengths[doc] >= n
+    out = np.zeros(offsets[-1], np.uint64)
+    out[is_word] = rolled[(pos - offsets[doc] + starts[doc])[is_word]]
+    for d, g in grams.items():
+        out[offsets[d]:offsets[d + 1]] = g
+    return out, offsets
 
 
 def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     """datasketch's (a, b) permutation parameters (its default affine32 scheme) for (num_perm, seed)."""
-    a, b = MinHash(num_perm=cfg.num_perm, seed=cfg.seed).permutations
+    return _permutations(cfg.num_perm, cfg.seed)
+
+
+@lru_cache(maxsize=8)
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    a, b = MinHash(num_perm=num_perm, seed=seed).permutations
     return a.astype(np.uint32), b.astype(np.uint32)
 
 

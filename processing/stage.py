@@ -133,6 +133,15 @@ def funnel_table(stats: dict) -> str:
                 lines.append(f"{platform:<10} {step:<12} {reason:<30} {-n:>10}")
         lines.append(f"{platform:<10} {'kept':<12} {'events':<30} {p.get('kept', 0):>10}")
         lines.append(f"{platform:<10} {'kept':<12} {'users':<30} {p.get('users', 0):>10}")
+    dedup = stats.get("dedup", {})
+    if dedup:
+        lines.append("")
+        lines.append(f"{'platform':<10} {'dup clusters':>12} {'exact removed':>14} {'near removed':>13} "
+                     f"{'exact edges':>12} {'near edges':>11} {'capped':>7}")
+        for platform, d in sorted(dedup.items()):
+            lines.append(f"{platform:<10} {d.get('clusters', 0):>12} {d.get('exact_duplicate', 0):>14} "
+                         f"{d.get('near_duplicate', 0):>13} {d.get('exact_edges', 0):>12} {d.get('near_edges', 0):>11} "
+                         f"{d.get('capped_bucket_members', 0):>7}")
     steps = stats.get("steps", {})
     if steps:
         lines.append("")
