@@ -110,6 +110,7 @@ def run_curate(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False)
                                 "seconds": sum(s["seconds"]["curate-decide"] for s in decide_stats.values())}
     stats["steps"]["timeline"]["seconds"] = sum(s["seconds"]["curate-timeline"] for s in timeline_stats.values())
     stats.pop("seconds", None)
+    stats["peak_rss_mb"] = {k: [max(v)] for k, v in stats.get("peak_rss_mb", {}).items()}
     stats["wall_seconds"] = time.perf_counter() - t0
     stats["accounting_errors"] = check_accounting(stats)
     root.write_json("stats.json", stats)

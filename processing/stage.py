@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
 import time
 from typing import Any, Callable, Iterable
 
@@ -75,6 +77,42 @@ class StageMarkers:
         self.root.delete(f"{MARKERS}/{self.name}")
 
 
+class PeakRSS:
+    """Samples this process's resident memory while a block runs; `mb` is the largest sample.
+
+    A Ray worker runs many shards, so the process-lifetime maximum (ru_maxrss) would mix them up.
+    """
+
+    INTERVAL = 0.02
+
+    def __init__(self) -> None:
+        self.mb = 0.0
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self) -> None:
+        try:
+            with open("/proc/self/statm") as f:
+                self.mb = max(self.mb, int(f.read().split()[1]) * self._page / 2**20)
+        except OSError:  # not Linux: no per-shard figure
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.INTERVAL):
+            self._sample()
+
+    def __enter__(self) -> "PeakRSS":
+        self._sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
 def _ray_map(tasks: list[dict], fn: Callable[[dict], dict], concurrency: int | None,
              ray_remote_args: dict | None) -> list[dict]:
     import ray.data
@@ -105,8 +143,10 @@ def run_shards(root: RunRoot, name: str, tasks: Iterable[dict], fn: Callable[[di
 
     def run_and_mark(task: dict) -> dict:
         t0 = time.perf_counter()
-        stats = fn(task)
+        with PeakRSS() as peak:
+            stats = fn(task)
         stats.setdefault("seconds", {})[name] = time.perf_counter() - t0
+        stats.setdefault("peak_rss_mb", {})[name] = [peak.mb]
         markers.mark(task["shard"], stats)
         return stats
 
@@ -145,9 +185,14 @@ def funnel_table(stats: dict) -> str:
     steps = stats.get("steps", {})
     if steps:
         lines.append("")
+        lines.append("seconds are summed over shards (CPU-seconds); peak RSS is the largest worker's")
         lines.append(f"{'step':<22} {'rows in':>12} {'MB in':>10} {'seconds':>10} {'rows/s':>10}")
         for step, s in steps.items():
             secs = s.get("seconds", 0.0)
             rate = s.get("rows", 0) / secs if secs else 0.0
             lines.append(f"{step:<22} {s.get('rows', 0):>12} {s.get('bytes', 0) / 1e6:>10.1f} {secs:>10.2f} {rate:>10.0f}")
+    peaks = stats.get("peak_rss_mb", {})
+    if peaks:
+        lines.append("")
+        lines.append("peak RSS per worker (MB): " + ", ".join(f"{k}={max(v):.0f}" for k, v in peaks.items()))
     return "\n".join(lines)
