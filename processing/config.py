@@ -154,7 +154,10 @@ class DedupConfig(Model):
     char_ngram: int = Field(5, ge=2, le=16)
     max_bucket_size: int = Field(1000, ge=2)  # members linked per LSH bucket (templated bot posts)
     bands_per_pass: int = Field(7, ge=1)  # bands grouped per pass: bounds memory per task
-    num_partitions: int = Field(16, ge=1, le=65536)  # hash partitions of band rows
+    # Hash partitions of band rows: "auto" gives one per partition_mb of input (memory per task stays
+    # flat as the corpus grows); an earlier run in previous_runs fixes it to that run's value.
+    num_partitions: int | Literal["auto"] = "auto"
+    partition_mb: int = Field(64, ge=1)
     seed: int = 1
     previous_runs: tuple[str, ...] = ()  # run roots whose kept events new events are deduplicated against
 
@@ -162,12 +165,15 @@ class DedupConfig(Model):
     def _bands_times_rows(self) -> "DedupConfig":
         if self.bands * self.rows != self.num_perm:
             raise ValueError(f"bands ({self.bands}) x rows ({self.rows}) must equal num_perm ({self.num_perm})")
+        if isinstance(self.num_partitions, int) and not 1 <= self.num_partitions <= 65536:
+            raise ValueError(f"num_partitions must be 1..65536 or auto, got {self.num_partitions}")
         return self
 
 
 class CurateConfig(Model):
     inputs: tuple[InputSpec, ...] = ()
-    num_user_buckets: int = Field(8, ge=1, le=4096)
+    num_user_buckets: int | Literal["auto"] = "auto"  # "auto": one bucket per bucket_mb of input
+    bucket_mb: int = Field(256, ge=1)
     batch_rows: int = Field(20_000, ge=100)  # rows per processing batch and per output part
     max_record_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     cleaning: CleaningConfig = CleaningConfig()
@@ -178,6 +184,12 @@ class CurateConfig(Model):
     amazon: AmazonRules = AmazonRules()
     quality: QualityConfig = QualityConfig()
     dedup: DedupConfig = DedupConfig()
+
+    @model_validator(mode="after")
+    def _buckets(self) -> "CurateConfig":
+        if isinstance(self.num_user_buckets, int) and not 1 <= self.num_user_buckets <= 4096:
+            raise ValueError(f"num_user_buckets must be 1..4096 or auto, got {self.num_user_buckets}")
+        return self
 
 
 class PipelineConfig(Model):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 
 from processing import schema as S
@@ -12,11 +13,30 @@ from processing.curate import curate_file, shard_id
 from processing.dedup import s_curve_text
 from processing.dedup_stage import INDEX, cluster_step, dedup_tasks, exact_step, index_params, near_step
 from processing.stage import StageMarkers, fingerprint, funnel_table, merge_stats, run_shards
-from processing.storage import RunRoot, expand_glob
+from processing.storage import RunRoot, expand_glob, file_size
 from processing.timelines import decide, timeline
 
 log = logging.getLogger(__name__)
 STAGE = "curate"
+
+
+def resolve_sizes(cfg: PipelineConfig, tasks: list[dict]) -> PipelineConfig:
+    """Replace `auto` bucket and partition counts by numbers sized to the input (compressed bytes)."""
+    cur = cfg.curate
+    if "auto" not in (cur.num_user_buckets, cur.dedup.num_partitions):
+        return cfg
+    total_mb = sum(file_size(t["uri"], cfg.storage) for t in tasks) / 2**20
+    buckets = cur.num_user_buckets
+    if buckets == "auto":
+        buckets = max(1, min(4096, math.ceil(total_mb / cur.bucket_mb)))
+    parts = cur.dedup.num_partitions
+    if parts == "auto":
+        prev = cur.dedup.previous_runs
+        parts = (RunRoot(prev[0], cfg.storage).read_json(f"{INDEX}/params.json")["num_partitions"] if prev
+                 else max(1, min(65536, math.ceil(total_mb / cur.dedup.partition_mb))))
+    log.info("curate: %.0f MB of input -> %d user buckets, %d dedup partitions", total_mb, buckets, parts)
+    dedup = cur.dedup.model_copy(update={"num_partitions": parts})
+    return cfg.model_copy(update={"curate": cur.model_copy(update={"num_user_buckets": buckets, "dedup": dedup})})
 
 
 def plan_inputs(cfg: PipelineConfig) -> list[dict]:
@@ -67,8 +87,9 @@ def run_curate(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False)
     if restart:
         for d in ("_markers", "_work/curate", INDEX, "events", "users", "rejects", "stats.json"):
             root.delete(d)
-    markers.check_config(fingerprint(cfg.curate.model_dump(mode="json")))
     tasks = plan_inputs(cfg)
+    cfg = resolve_sizes(cfg, tasks)
+    markers.check_config(fingerprint(cfg.curate.model_dump(mode="json")))
     base = {"run_root": root.uri, "n_buckets": cfg.curate.num_user_buckets}
     salt = cfg.user_salt()
     log.info("curate: %d input files -> %s", len(tasks), root.uri)
