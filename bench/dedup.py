@@ -124,8 +124,11 @@ def run_ours(path: str, run_root: str, dedup: dict, cpu: int | None) -> dict:
     rej = RunRoot(run_root).read_parquet("rejects", schema=S.REJECT_SCHEMA, columns=[S.STAGE, S.SOURCE_ROW])
     other = rej.filter(pc.not_equal(rej[S.STAGE], "dedup"))
     removed = rej.filter(pc.equal(rej[S.STAGE], "dedup"))[S.SOURCE_ROW].to_numpy()
-    return {"wall": wall, "peak_rss_mb": peak, "removed": removed,
+    with open(os.path.join(run_root, "dedup_index", "params.json")) as f:
+        partitions = json.load(f)["num_partitions"]
+    return {"wall": wall, "peak_rss_mb": peak, "removed": removed, "partitions": partitions,
             "steps": {k: v["seconds"] for k, v in stats["steps"].items()},
+            "step_peaks": {k: max(v) for k, v in stats.get("peak_rss_mb", {}).items()},
             "other_rejects": other.num_rows, "read": stats["platforms"]["amazon"]["read"]}
 
 
@@ -147,7 +150,8 @@ def step_memory(path: str, run_root: str, step: str, dedup: dict, cpu: int | Non
     from processing.storage import RunRoot
 
     cfg = curate_config(path, run_root, dedup)
-    dcfg = cfg.curate.dedup
+    with open(os.path.join(run_root, "dedup_index", "params.json")) as f:  # "auto" partitions, as resolved
+        dcfg = cfg.curate.dedup.model_copy(update={"num_partitions": json.load(f)["num_partitions"]})
     base_rss = _rss_mb()
     t0 = time.perf_counter()
     if step == "signatures":
@@ -503,7 +507,7 @@ def main() -> None:
           f"{full['peak_rss_mb']:.0f} MB)")
     ks = sorted(mem)
     print(f"\n{'our dedup step alone':<22} " + " ".join(f"{f'peak MB @{k:,}':>17} {'(base)':>7}" for k in ks)
-          + f" {'ratio':>6}")
+          + f" {'ratio':>6}   (partitions: " + ", ".join(f"{ours[k]['partitions']} @{k:,}" for k in ks) + ")")
     ratios = {}
     for step in MEM_STEPS:
         cells = []
@@ -513,6 +517,11 @@ def main() -> None:
         if len(ks) == 2:
             ratios[step] = mem[ks[1]][step].get("peak_rss_mb", np.nan) / mem[ks[0]][step].get("peak_rss_mb", np.nan)
         print(f"{step:<22} " + " ".join(cells) + (f" {ratios[step]:>6.2f}" if step in ratios else ""))
+    names = [k for k in ours[ks[-1]].get("step_peaks", {})] if ks else []
+    if names:
+        print("in-run peak RSS per step (run_shards' sampler, one process, so earlier steps' memory carries over): "
+              + "; ".join(f"@{k:,} " + ", ".join(f"{nm.removeprefix('curate-')} {ours[k]['step_peaks'].get(nm, float('nan')):.0f}"
+                                                 for nm in names) for k in ks))
     if "datatrove" in peers and "error" not in peers["datatrove"]:
         dt = peers["datatrove"]
         print("\ndatatrove stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in dt["stages"].items())

@@ -22,11 +22,11 @@ CHUNK_SHINGLES = 32_768  # shingles per kernel chunk: bounds the (shingles x num
 
 
 def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Lower-case, drop punctuation, collapse whitespace: the text both dedup keys are computed on."""
+    """The words both dedup keys are computed on: lower-cased, punctuation dropped (a list per text)."""
     t = pc.utf8_lower(pc.fill_null(texts, ""))
     t = pc.replace_substring_regex(t, r"[^\w\s]+", " ")
-    t = pc.replace_substring_regex(t, r"\s+", " ")
-    return pc.utf8_trim_whitespace(t)
+    words = pc.utf8_split_whitespace(t)
+    return words.combine_chunks() if isinstance(words, pa.ChunkedArray) else words
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -48,15 +48,16 @@ def scope_salt(user_ids: list[str] | None, n: int) -> np.ndarray:
     return np.fromiter((xxhash.xxh64_intdigest(u.encode()) for u in user_ids), np.uint64, n)
 
 
-def exact_keys(normalized: list[str], salt: np.ndarray) -> np.ndarray:
-    """64-bit key of each normalised text (0 for empty text: never deduplicated)."""
-    h = np.fromiter((xxhash.xxh64_intdigest(t.encode()) if t else 0 for t in normalized), np.uint64, len(normalized))
+def exact_keys(words: pa.Array, salt: np.ndarray) -> np.ndarray:
+    """64-bit key of each text's normalised words (0 for a text without words: never deduplicated)."""
+    joined = pc.binary_join(words, " ").to_pylist()
+    h = np.fromiter((xxhash.xxh64_intdigest(t.encode()) if t else 0 for t in joined), np.uint64, len(joined))
     keys = mix64(h ^ salt)
     keys[h == 0] = 0
     return keys
 
 
-def shingle_hashes(normalized: list[str] | pa.Array, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+def shingle_hashes(words: pa.Array, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     """All shingle hashes (uint64 holding 32-bit values) and each text's offsets into them.
 
     Word n-gram shingles, vectorised over the batch: Arrow splits and dictionary-encodes the words,
@@ -65,8 +66,6 @@ def shingle_hashes(normalized: list[str] | pa.Array, cfg: DedupConfig) -> tuple[
     character n-grams when cfg.short_texts == "char_ngrams".
     """
     n = cfg.shingle_size
-    arr = normalized if isinstance(normalized, (pa.Array, pa.ChunkedArray)) else pa.array(normalized, pa.string())
-    words = pc.utf8_split_whitespace(arr)
     lengths = pc.list_value_length(words).to_numpy(zero_copy_only=False).astype(np.int64)
     flat = pc.list_flatten(words)
     enc = pc.dictionary_encode(flat).combine_chunks() if isinstance(flat, pa.ChunkedArray) else pc.dictionary_encode(flat)
@@ -83,7 +82,7 @@ def shingle_hashes(normalized: list[str] | pa.Array, cfg: DedupConfig) -> tuple[
     char_docs = np.flatnonzero(counts == 0) if cfg.short_texts == "char_ngrams" else np.zeros(0, np.int64)
     grams: dict[int, np.ndarray] = {}
     if len(char_docs):
-        texts = arr.to_pylist() if not isinstance(arr, pa.ChunkedArray) else arr.combine_chunks().to_pylist()
+        texts = pc.binary_join(words, " ").to_pylist()
         k = cfg.char_ngram
         for d in char_docs:
             t = texts[d] or ""
@@ -126,17 +125,17 @@ def fmix32(h: np.ndarray) -> np.ndarray:
     return h
 
 
-def signatures(normalized: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+def signatures(words: pa.Array, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     """MinHash signatures (n_texts x num_perm, uint32) and a mask of the texts that have one.
 
     datasketch's affine32 scheme vectorised over all shingles of a batch: h' = fmix32(h), then for
     each permutation (a, b): a*h' + b mod 2^32, minimum per text. Equal to datasketch.MinHash fed
     the same shingle hashes (a test checks it).
     """
-    hv, offsets = shingle_hashes(normalized, cfg)
+    hv, offsets = shingle_hashes(words, cfg)
     a, b = permutations(cfg)
     hv = fmix32(hv)
-    n_texts = len(normalized)
+    n_texts = len(words)
     counts = np.diff(offsets)
     has = counts > 0
     sig = np.full((n_texts, cfg.num_perm), np.iinfo(np.uint32).max, np.uint32)
@@ -148,9 +147,10 @@ def signatures(normalized: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.
             total += counts[text_idx[j]]
             j += 1
         lo, hi = offsets[text_idx[i]], offsets[text_idx[j - 1] + 1]
-        with np.errstate(over="ignore"):
-            phv = hv[lo:hi, None] * a[None, :] + b[None, :]
-        sig[text_idx[i:j]] = np.minimum.reduceat(phv, offsets[text_idx[i:j]] - lo, axis=0)
+        with np.errstate(over="ignore"):  # (num_perm x shingles): reduceat runs along contiguous rows
+            phv = a[:, None] * hv[None, lo:hi]
+            phv += b[:, None]
+        sig[text_idx[i:j]] = np.minimum.reduceat(phv, offsets[text_idx[i:j]] - lo, axis=1).T
         i = j
     return sig, has
 

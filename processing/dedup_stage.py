@@ -49,7 +49,7 @@ def dedup_rows(events: pa.Table, cfg: DedupConfig) -> pa.Table:
         return pa.table({"part": pa.array([], pa.int32()), S.BAND: pa.array([], pa.int16()),
                          S.KEY: pa.array([], pa.uint64()), S.EVENT_ID: pa.array([], pa.string())})
     text = pc.binary_join_element_wise(pc.fill_null(events[S.TITLE], ""), pc.fill_null(events[S.TEXT], ""), "\n")
-    norm = normalize(text).to_pylist()
+    norm = normalize(text)
     salt = scope_salt(events[S.USER_ID].to_pylist() if cfg.scope == "user" else None, len(norm))
     ids = events[S.EVENT_ID].combine_chunks()
     cols: list[tuple[np.ndarray, np.ndarray, pa.Array]] = []
