@@ -365,7 +365,7 @@ def planted_jaccard(corpus_dir: str, block: int, cluster: np.ndarray, kind: np.n
             if i >= k:
                 break
             texts.append(json.loads(line)["text"])
-    norm = normalize(pa.array(texts)).to_pylist()
+    norm = [w if isinstance(w, list) else w.split() for w in normalize(pa.array(texts)).to_pylist()]  # words
     rng = np.random.default_rng(0)
     out = {}
     for name in KIND_COLS:
@@ -378,7 +378,7 @@ def planted_jaccard(corpus_dir: str, block: int, cluster: np.ndarray, kind: np.n
         for _ in range(pairs if groups else 0):
             g = groups[int(rng.integers(len(groups)))]
             a, b = rng.choice(g, 2, replace=False)
-            sa, sb = ({tuple(w[j:j + n]) for j in range(len(w) - n + 1)} for w in (norm[a].split(), norm[b].split()))
+            sa, sb = ({tuple(w[j:j + n]) for j in range(len(w) - n + 1)} for w in (norm[a], norm[b]))
             js.append(len(sa & sb) / max(1, len(sa | sb)))
         out[name] = float(np.median(js)) if js else float("nan")
     return out
