@@ -8,7 +8,7 @@ Runs, each in its own child process pinned to one CPU (peak RSS from getrusage):
               dedup-cluster seconds). Each dedup step is then rerun alone in a fresh process (all its
               tasks in a row, like one worker) for its peak RSS at N/10 and N.
   datasketch  the textbook single-process `MinHashLSH` (word 5-gram shingles, 112 permutations,
-              params=(14, 8) like ours; query then insert per document, union-find over the hits,
+              params=(bands, rows) of ours; query then insert per document, union-find over the hits,
               the first document of each component kept), on the first --peer-docs documents
   datatrove   DataTrove's MinHash pipeline (MinhashDedupSignature -> Buckets -> Cluster -> Filter,
               MinhashConfig() defaults: 5-grams, 14 buckets x 8 hashes, 64-bit xxhash) with
@@ -173,14 +173,15 @@ def step_memory(path: str, run_root: str, step: str, dedup: dict, cpu: int | Non
     return {"seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_mb(), "base_rss_mb": base_rss}
 
 
-def run_datasketch(path: str, cpu: int | None) -> dict:
-    """Textbook datasketch: per document MinHash of its word 5-grams, query the LSH, union the hits, insert."""
+def run_datasketch(path: str, dedup: dict, cpu: int | None) -> dict:
+    """Textbook datasketch: per document MinHash of its word n-grams, query the LSH, union the hits, insert
+    (n-gram size, permutations, bands and rows are ours, with the --set overrides)."""
     _pin(cpu)
     from datasketch import MinHash, MinHashLSH
 
     from processing.config import DedupConfig
 
-    d = DedupConfig()
+    d = DedupConfig(**dedup)
     word = re.compile(r"\w+")
     lsh = MinHashLSH(num_perm=d.num_perm, params=(d.bands, d.rows))
     parent: list[int] = []
@@ -399,8 +400,8 @@ def main() -> None:
     ap.add_argument("--no-pin", action="store_true", help="do not pin each measured process to one CPU")
     ap.add_argument("--skip-datatrove", action="store_true")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override one of our curate.dedup settings (e.g. --set bands=28 --set rows=4); the "
-                         "peers keep 5-grams and 14x8, so the recall comparison is then not like for like")
+                    help="override one of our curate.dedup settings (e.g. --set bands=28 --set rows=4); "
+                         "datasketch follows them, DataTrove keeps its defaults (5-grams, 14x8)")
     ap.add_argument("--skip-datasketch", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -447,7 +448,7 @@ def main() -> None:
         dt_path = planted.prefix(cdir, peer_n, fmt="datatrove")
         if not args.skip_datasketch:
             log.info("datasketch MinHashLSH on %d documents ...", peer_n)
-            peers["datasketch"] = child(run_datasketch, dt_path, cpu)
+            peers["datasketch"] = child(run_datasketch, dt_path, overrides, cpu)
         if not args.skip_datatrove:
             log.info("DataTrove MinHash pipeline on %d documents ...", peer_n)
             peers["datatrove"] = child(run_datatrove, dt_path, os.path.join(args.workdir, "datatrove"), cpu)
@@ -481,8 +482,10 @@ def main() -> None:
     print(f"\ncorpus: {n:,} documents, {manifest['clusters']:,} planted clusters ({kinds_txt}); "
           f"{manifest['bytes'] / 1e6:.0f} MB JSONL, generated in {manifest['seconds']:.1f} s")
     print(s_curve_text(d))
+    if (d.bands, d.rows, d.shingle_size) != (14, 8, 5):
+        print("datatrove (MinhashConfig defaults, word 5-grams): " + s_curve_text(DedupConfig(bands=14, rows=8, num_perm=112)))
     if overrides:
-        print(f"ours with curate.dedup overrides {overrides} (the peers keep 5-grams, 14x8)")
+        print(f"ours and datasketch with curate.dedup overrides {overrides} (DataTrove keeps 5-grams, 14x8)")
     print(f"planted pairs, median word-{d.shingle_size}-gram Jaccard -> chance to become an LSH candidate: " + ", ".join(
         f"{k} {j:.2f}->{s_curve(d.bands, d.rows, (j,))[0][1]:.2f}" for k, j in jac.items()))
     print(f"load average before/after: {load0[0]:.1f}/{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
@@ -564,8 +567,10 @@ def main() -> None:
         print(f"{'PASS' if prec_ok and not lower else 'MISS'} recall >= datatrove's on every kind, same {peer_n:,} "
               f"documents: {detail}; precision {oe['precision']:.4f} (target >= 0.99) vs {dt_e['precision']:.4f}")
         print(f"{'PASS' if prec_ok and not signif else 'MISS'} recall not significantly below datatrove's (> 2 se) "
-              f"on any kind: {', '.join(signif) if signif else 'none'} (both use the same 14x8 S-curve; "
-              "differences come from different hash functions)")
+              f"on any kind: {', '.join(signif) if signif else 'none'} (" + (
+              "both use the same 14x8 S-curve; differences come from different hash functions)"
+              if (d.bands, d.rows, d.shingle_size) == (14, 8, 5) else
+              f"ours {d.shingle_size}-grams {d.bands}x{d.rows}, datatrove 5-grams 14x8: not like for like)"))
     else:
         print("---- speed and recall targets: DataTrove did not run")
     if ratios:

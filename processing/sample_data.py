@@ -678,8 +678,15 @@ def write_synthetic_corpus(out_dir: str | os.PathLike, n_events: int, seed: int 
         if u < 0.05 and prev:  # near duplicate
             return prev + " Edit: thanks for all the kind replies!"
         pi = a % 500
-        prev = opens[pi][e] + " " + " ".join(rng.sample(sents[pi], rng.randint(k_lo, k_hi)))
+        prev = opens[pi][e] + " " + " ".join(rng.sample(sents[pi], rng.randint(k_lo, k_hi))) + " " + detail()
         return prev
+
+    vocab = sorted({w.strip(".,!?;:'\"()").lower() for s in SENTENCES + REVIEW_SENTENCES + EVENTS for w in s.split()
+                    if w.isalpha() and len(w) > 2})
+
+    def detail() -> str:
+        """A sentence of its own per text, so two posts of one persona share few word 5-grams (as real posts)."""
+        return "Also " + " ".join(rng.choices(vocab, k=rng.randint(25, 40))) + "."
 
     def dump(rel: str, lines_iter, count: int, gz: bool = False) -> None:
         path = out / rel
@@ -747,7 +754,7 @@ def write_synthetic_corpus(out_dir: str | os.PathLike, n_events: int, seed: int 
         for i in range(n_az):
             a, uid = az_users[rng.randrange(len(az_users))]
             asin, product = az_items[rng.randrange(len(az_items))]
-            text = " ".join(rng.sample(revs[a % 500], rng.randint(2, 4))).replace("{product}", product)
+            text = " ".join(rng.sample(revs[a % 500], rng.randint(2, 4))).replace("{product}", product) + " " + detail()
             if rng.random() < 0.05:
                 text = SHORT[6]
             yield az_t % (rng.choice((5, 5, 4, 4, 3, 1)), "Solid value", text, asin, asin, uid,
