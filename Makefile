@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= configs/local.yaml
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench bench-dedup clean
 
 install:
 	VENV=$(VENV) bash scripts/install.sh
@@ -22,6 +22,9 @@ test-fast: install
 
 bench: install
 	$(PY) bench/curate.py
+
+bench-dedup: install
+	$(PY) bench/dedup.py
 
 clean:
 	rm -rf runs sample_data .pytest_cache
