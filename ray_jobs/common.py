@@ -46,4 +46,8 @@ def init_ray(cfg: PipelineConfig) -> None:
                  runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
     else:  # under `ray job submit --working-dir .` the job's runtime env already ships the code
         ray.init(address=cfg.ray.address, logging_config=logging_config)
+    # Ray's logging config adds its own handler to the driver's root logger: keep only that one.
+    root = logging.getLogger()
+    if len(root.handlers) > 1:
+        root.removeHandler(root.handlers[0])
     log.info("Ray: %s", ray.cluster_resources())
