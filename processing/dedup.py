@@ -24,8 +24,8 @@ CHUNK_SHINGLES = 32_768  # shingles per kernel chunk: bounds the (shingles x num
 def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """The words both dedup keys are computed on: lower-cased, punctuation dropped (a list per text)."""
     t = pc.utf8_lower(pc.fill_null(texts, ""))
-    t = pc.replace_substring_regex(t, r"[^\w\s]+", " ")
-    words = pc.utf8_split_whitespace(t)
+    t = pc.replace_substring_regex(t, r"[^\p{L}\p{N}_\s]+", " ")  # RE2's \w is ASCII-only: keep all letters
+    words = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(t))  # no empty words at either end
     return words.combine_chunks() if isinstance(words, pa.ChunkedArray) else words
 
 

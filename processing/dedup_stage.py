@@ -37,9 +37,12 @@ PARAM_KEYS = ("scope", "num_perm", "bands", "rows", "shingle_size", "short_texts
               "num_partitions")
 
 
+NORMALIZATION_VERSION = 2  # bump when `dedup.normalize` changes: older indexes then no longer match
+
+
 def index_params(cfg: DedupConfig) -> dict:
     """The settings two runs must share for one to deduplicate against the other's index."""
-    return {k: getattr(cfg, k) for k in PARAM_KEYS}
+    return {**{k: getattr(cfg, k) for k in PARAM_KEYS}, "normalization": NORMALIZATION_VERSION}
 
 
 def dedup_rows(events: pa.Table, cfg: DedupConfig) -> pa.Table:

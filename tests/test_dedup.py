@@ -177,3 +177,8 @@ def test_incremental_against_earlier_run(tmp_path):
                  bands=8, rows=8)
     with pytest.raises(ValueError, match="other settings"):
         run_curate(parse_config(bad), use_ray=False)
+
+
+def test_normalize_keeps_letters_of_every_script_and_no_empty_words():
+    words = normalize(pa.array(["Café naïve — 東京 Привет мир, ok", "Great product.", "...Great product"])).to_pylist()
+    assert words == [["café", "naïve", "東京", "привет", "мир", "ok"], ["great", "product"], ["great", "product"]]
