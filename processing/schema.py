@@ -169,7 +169,3 @@ CLUSTER_SCHEMA = pa.schema([
     pa.field(REASON, pa.string()),  # exact_duplicate / near_duplicate for removed events, null for the kept copy
 ])
 
-
-def empty(schema: pa.Schema) -> pa.Table:
-    """An empty table of the given schema."""
-    return schema.empty_table()

@@ -73,9 +73,6 @@ class StageMarkers:
         else:
             self.root.write_json(rel, {"fingerprint": config_fp})
 
-    def clear(self) -> None:
-        self.root.delete(f"{MARKERS}/{self.name}")
-
 
 class PeakRSS:
     """Samples this process's resident memory while a block runs; `mb` is the largest sample.

@@ -187,10 +187,6 @@ class RunRoot:
             return schema.empty_table().select(columns) if columns else schema.empty_table()
         return pa.concat_tables(tables, promote_options="default")
 
-    def iter_parquet(self, rel: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
-        for f in self.list(rel, ".parquet"):
-            yield pq.read_table(self.path(f), columns=columns, filesystem=self.fs)
-
     def delete(self, rel: str) -> None:
         """Delete a file or a directory tree under the root; absent is fine."""
         path = self.path(rel)
