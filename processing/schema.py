@@ -169,3 +169,132 @@ CLUSTER_SCHEMA = pa.schema([
     pa.field(REASON, pa.string()),  # exact_duplicate / near_duplicate for removed events, null for the kept copy
 ])
 
+
+# Synthesis (LLM) records. A *request* is one prompt to an engine; an *annotation* is its parsed
+# answer (one per request that parsed, or NULL); a *judgement* scores one annotation; a *failure* is a
+# request that never gave a valid answer within the attempts allowed.
+REQUEST_ID = "request_id"
+ANNOTATION_ID = "annotation_id"
+ANNOTATION_KIND = "annotation_kind"  # a generation kind of synthesis/prompts (tag_v1, persona, sqa_general, ...)
+SUBJECT_ID = "subject_id"  # the event or user the request is about
+SHARD = "shard"  # the events/ part the subject came from (platform/part-NNNN)
+ATTEMPT = "attempt"
+SEED = "seed"
+PROMPT = "prompt"  # the prompt rendered with the model's chat template
+MESSAGES = "messages"  # JSON [{role, content}]
+PROMPT_HASH = "prompt_hash"
+SAMPLING = "sampling"  # JSON sampling parameters (max_tokens, temperature, structured_outputs, ...)
+PRIORITY = "priority"  # order of requests inside a user's group (high-quality posts first)
+GENERATED_TEXT = "generated_text"
+PROMPT_TOKENS = "prompt_tokens"
+COMPLETION_TOKENS = "completion_tokens"
+ENGINE_ERROR = "engine_error"
+ENGINE = "engine"
+MODEL = "model"
+OK = "ok"
+IS_NULL = "is_null"
+FIELDS = "fields"  # JSON object of the parsed, typed fields
+ERROR = "error"
+SCORES = "scores"  # JSON {dimension: 1..10}
+EXPLANATION = "explanation"
+OVERALL = "overall"
+ACCEPTED = "accepted"
+JUDGE_KIND = "judge_kind"
+
+REQUEST_SCHEMA = pa.schema(
+    [
+        pa.field(REQUEST_ID, pa.string(), nullable=False),
+        pa.field(ANNOTATION_KIND, pa.string(), nullable=False),
+        pa.field(SUBJECT_ID, pa.string(), nullable=False),
+        pa.field(USER_ID, pa.string(), nullable=False),
+        pa.field(PLATFORM, pa.string(), nullable=False),
+        pa.field(SHARD, pa.string(), nullable=False),
+        pa.field(PRIORITY, pa.int32()),
+        pa.field(ATTEMPT, pa.int32()),
+        pa.field(SEED, pa.int64()),
+        pa.field(MESSAGES, pa.string()),
+        pa.field(PROMPT, pa.string()),
+        pa.field(PROMPT_HASH, pa.string()),
+        pa.field(SAMPLING, pa.string()),
+    ]
+)
+
+# One row per engine answer (every attempt), written as the engine streams them back.
+OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field(REQUEST_ID, pa.string(), nullable=False),
+        pa.field(ANNOTATION_KIND, pa.string(), nullable=False),
+        pa.field(SUBJECT_ID, pa.string(), nullable=False),
+        pa.field(USER_ID, pa.string(), nullable=False),
+        pa.field(PLATFORM, pa.string(), nullable=False),
+        pa.field(SHARD, pa.string(), nullable=False),
+        pa.field(ATTEMPT, pa.int32()),
+        pa.field(SEED, pa.int64()),
+        pa.field(PROMPT_HASH, pa.string()),
+        pa.field(GENERATED_TEXT, pa.string()),
+        pa.field(PROMPT_TOKENS, pa.int64()),
+        pa.field(COMPLETION_TOKENS, pa.int64()),
+        pa.field(ENGINE_ERROR, pa.string()),
+        pa.field(OK, pa.bool_()),
+        pa.field(IS_NULL, pa.bool_()),
+        pa.field(FIELDS, pa.string()),
+        pa.field(ERROR, pa.string()),
+        pa.field(ENGINE, pa.string()),
+        pa.field(MODEL, pa.string()),
+    ]
+)
+
+# The accepted-by-parser answer of each request (annotations/), or its last failure (failures/).
+ANNOTATION_SCHEMA = pa.schema(
+    [
+        pa.field(ANNOTATION_ID, pa.string(), nullable=False),
+        pa.field(ANNOTATION_KIND, pa.string(), nullable=False),
+        pa.field(SUBJECT_ID, pa.string(), nullable=False),
+        pa.field(USER_ID, pa.string(), nullable=False),
+        pa.field(PLATFORM, pa.string(), nullable=False),
+        pa.field(IS_NULL, pa.bool_()),
+        pa.field(FIELDS, pa.string()),
+        pa.field(GENERATED_TEXT, pa.string()),
+        pa.field(PROMPT_HASH, pa.string()),
+        pa.field(ENGINE, pa.string()),
+        pa.field(MODEL, pa.string()),
+        pa.field(PROMPT_TOKENS, pa.int64()),  # summed over every attempt
+        pa.field(COMPLETION_TOKENS, pa.int64()),
+        pa.field(ATTEMPT, pa.int32()),  # attempts used (1 = first answer was valid)
+    ]
+)
+
+FAILURE_SCHEMA = pa.schema(
+    [
+        pa.field(REQUEST_ID, pa.string(), nullable=False),
+        pa.field(ANNOTATION_KIND, pa.string(), nullable=False),
+        pa.field(SUBJECT_ID, pa.string(), nullable=False),
+        pa.field(USER_ID, pa.string(), nullable=False),
+        pa.field(PLATFORM, pa.string(), nullable=False),
+        pa.field(ATTEMPT, pa.int32()),
+        pa.field(REASON, pa.string()),
+        pa.field(GENERATED_TEXT, pa.string()),  # the last answer, for inspection
+        pa.field(PROMPT_TOKENS, pa.int64()),
+        pa.field(COMPLETION_TOKENS, pa.int64()),
+    ]
+)
+
+JUDGEMENT_SCHEMA = pa.schema(
+    [
+        pa.field(ANNOTATION_ID, pa.string(), nullable=False),
+        pa.field(ANNOTATION_KIND, pa.string(), nullable=False),
+        pa.field(JUDGE_KIND, pa.string()),
+        pa.field(SUBJECT_ID, pa.string(), nullable=False),
+        pa.field(USER_ID, pa.string(), nullable=False),
+        pa.field(PLATFORM, pa.string(), nullable=False),
+        pa.field(SCORES, pa.string()),
+        pa.field(OVERALL, pa.int32()),
+        pa.field(EXPLANATION, pa.string()),
+        pa.field(ACCEPTED, pa.bool_()),
+        pa.field(REASON, pa.string()),  # why rejected (which dimension under which threshold), or exempt
+        pa.field(ENGINE, pa.string()),
+        pa.field(MODEL, pa.string()),
+        pa.field(PROMPT_TOKENS, pa.int64()),
+        pa.field(COMPLETION_TOKENS, pa.int64()),
+    ]
+)

@@ -1,0 +1,267 @@
+"""The pass runner: one synthesis pass (tags, user, post or judge) as a Ray Data job over events/ shards.
+
+Resume is an anti-join keyed on the request id: every engine answer (each attempt) is written as soon
+as it streams back, under `synth/outputs/<pass>/<shard>/`; a rerun rebuilds the same requests
+(deterministic ids, prompts and seeds) and sends only those with no valid answer and attempts left.
+Invalid answers are retried in further rounds with a new seed; after `max_attempts` the request goes to
+`failures/`. When no request is pending, each shard is finalised into `annotations/<pass>/` (or
+`judgements/`) and `failures/<pass>/`, sorted, so a resumed run writes the same files.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from processing import schema as S
+from processing.config import EngineConfig, PipelineConfig
+from processing.stage import run_shards
+from processing.storage import RunRoot
+from synthesis import requests as R
+from synthesis.engines import TableEngine, TransformersGenerator, engine_label, generate
+from synthesis.judge import verdict
+from synthesis.parsers import parse_output
+from synthesis.prompts import load_spec
+
+log = logging.getLogger(__name__)
+
+PASSES = ("tags", "user", "post", "judge")
+OUTPUTS = "synth/outputs"
+
+
+def engine_of(cfg: PipelineConfig, pass_name: str) -> EngineConfig:
+    syn = cfg.synthesis
+    return (syn.judge.engine or syn.engine) if pass_name == "judge" else syn.engine
+
+
+def _read(root: RunRoot, rel: str, schema: pa.Schema) -> pa.Table:
+    return root.read_parquet(rel, schema=schema) if root.exists(rel) else schema.empty_table()
+
+
+def _events(root: RunRoot, shard: str, users: list[str] | None) -> pa.Table:
+    events = root.read_parquet(f"events/{shard}.parquet", schema=S.EVENT_SCHEMA)
+    return events.filter(pc.is_in(events[S.USER_ID], pa.array(users, pa.string()))) if users is not None else events
+
+
+def _tags(root: RunRoot, shard: str) -> R.Tags:
+    return R.Tags.from_annotations(_read(root, f"annotations/tags/{shard}.parquet", S.ANNOTATION_SCHEMA))
+
+
+def build_requests(cfg: PipelineConfig, pass_name: str, shard: str, users: list[str] | None,
+                   renderer: R.Renderer) -> list[R.Request]:
+    """Every request of one pass over one shard (finished or not), in prefix order (user by user)."""
+    root, syn = RunRoot(cfg.run_root, cfg.storage), cfg.synthesis
+    events = _events(root, shard, users)
+    if pass_name == "tags":
+        return R.tag_requests(events, syn, renderer)
+    tags = _tags(root, shard)
+    if pass_name == "user":
+        return R.user_requests(events, tags, syn, renderer)
+    if pass_name == "post":
+        return R.post_requests(events, tags, syn, renderer)
+    annotations = pa.concat_tables([_read(root, f"annotations/{p}/{shard}.parquet", S.ANNOTATION_SCHEMA)
+                                    for p in ("user", "post")])
+    return R.judge_requests(annotations, events, tags, syn, renderer)
+
+
+def attempts_so_far(root: RunRoot, pass_name: str, shard: str) -> tuple[set[str], dict[str, int]]:
+    """(request ids with a valid answer, attempts made per request id) from the written outputs."""
+    out = _read(root, f"{OUTPUTS}/{pass_name}/{shard}", S.OUTPUT_SCHEMA).select([S.REQUEST_ID, S.OK])
+    done = set(out.filter(out[S.OK])[S.REQUEST_ID].to_pylist())
+    made: dict[str, int] = defaultdict(int)
+    for rid in out[S.REQUEST_ID].to_pylist():
+        made[rid] += 1
+    return done, made
+
+
+def pending_requests(cfg: PipelineConfig, pass_name: str, shard: str, users: list[str] | None,
+                     render: bool) -> pa.Table:
+    """The shard's requests with no valid answer yet and attempts left (the anti-join)."""
+    root, syn, engine = RunRoot(cfg.run_root, cfg.storage), cfg.synthesis, engine_of(cfg, pass_name)
+    renderer = R.engine_renderer(engine)
+    done, made = attempts_so_far(root, pass_name, shard)
+    todo = [r for r in build_requests(cfg, pass_name, shard, users, renderer)
+            if r.request_id not in done and made.get(r.request_id, 0) < syn.max_attempts]
+    return R.to_table(todo, shard, renderer if render else None, syn, engine, made)
+
+
+def parse_batch(batch: pa.Table, engine: str, model: str) -> pa.Table:
+    """Engine answers -> OUTPUT_SCHEMA rows with the parse verdict and typed fields."""
+    rows = []
+    for row in batch.to_pylist():
+        if row[S.ENGINE_ERROR]:
+            ok, null, fields, error = False, False, None, f"engine error: {row[S.ENGINE_ERROR][:500]}"
+        else:
+            parsed = parse_output(load_spec(row[S.ANNOTATION_KIND]), row[S.GENERATED_TEXT] or "")
+            ok, null, error = parsed.ok, parsed.null, parsed.error
+            fields = json.dumps(parsed.fields, ensure_ascii=False, sort_keys=True) if parsed.ok else None
+        rows.append({**{k: row[k] for k in S.OUTPUT_SCHEMA.names if k in row}, S.OK: ok, S.IS_NULL: null,
+                     S.FIELDS: fields, S.ERROR: error, S.ENGINE: engine, S.MODEL: model})
+    return pa.Table.from_pylist(rows, schema=S.OUTPUT_SCHEMA)
+
+
+def write_outputs(root: RunRoot, pass_name: str, table: pa.Table) -> int:
+    """Write streamed answers, one file per (shard, batch) named by its request ids and attempts."""
+    for shard in sorted(set(table[S.SHARD].to_pylist())):
+        part = table.filter(pc.equal(table[S.SHARD], shard)).sort_by([(S.REQUEST_ID, "ascending"), (S.ATTEMPT, "ascending")])
+        name = R.stable_id(*(f"{r}:{a}" for r, a in zip(part[S.REQUEST_ID].to_pylist(), part[S.ATTEMPT].to_pylist())))
+        root.write_parquet(f"{OUTPUTS}/{pass_name}/{shard}/{name}.parquet", part)
+    return table.num_rows
+
+
+def _local_engine(engine: EngineConfig):
+    if engine.backend == "table":
+        return TableEngine.from_file(engine.table)
+    if engine.backend == "transformers":
+        return TransformersGenerator(engine.model, engine.tokenizer, "float32" if engine.dtype == "auto" else engine.dtype)
+    raise ValueError(f"engine backend {engine.backend!r} runs on Ray only (drop --no-ray)")
+
+
+def _round(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict[str, list[str] | None],
+           use_ray: bool) -> dict:
+    """Send every pending request of `shards` once; write answers as they arrive."""
+    root, engine = RunRoot(cfg.run_root, cfg.storage), engine_of(cfg, pass_name)
+    label = engine_label(engine)
+    stats = {"answers": 0, "prompt_tokens": 0, "completion_tokens": 0}
+
+    def account(table: pa.Table) -> None:
+        write_outputs(root, pass_name, table)
+        stats["answers"] += table.num_rows
+        stats["prompt_tokens"] += pc.sum(table[S.PROMPT_TOKENS]).as_py() or 0
+        stats["completion_tokens"] += pc.sum(table[S.COMPLETION_TOKENS]).as_py() or 0
+        log.info("%s: %d answers written (%d tokens generated so far)", pass_name, stats["answers"],
+                 stats["completion_tokens"])
+
+    if not use_ray:
+        gen = _local_engine(engine)
+        for shard in shards:
+            reqs = pending_requests(cfg, pass_name, shard, users[shard], render=True)
+            for start in range(0, reqs.num_rows, engine.batch_size):
+                account(parse_batch(gen(reqs.slice(start, engine.batch_size)), *label))
+        return stats
+
+    import ray.data
+
+    def build(batch: pa.Table) -> pa.Table:
+        shard = batch[S.SHARD][0].as_py()
+        return pending_requests(cfg, pass_name, shard, users[shard], render=True)
+
+    ds = ray.data.from_items([{S.SHARD: s} for s in shards], override_num_blocks=len(shards))
+    ds = ds.map_batches(build, batch_size=1, batch_format="pyarrow")
+    ds = generate(ds, engine)
+    ds = ds.map_batches(parse_batch, fn_kwargs={"engine": label[0], "model": label[1]}, batch_format="pyarrow")
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        if batch.num_rows:
+            account(batch.cast(S.OUTPUT_SCHEMA))
+    return stats
+
+
+def _finalize_annotations(root: RunRoot, pass_name: str, shard: str, outputs: pa.Table) -> dict:
+    ann, fail = [], []
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for row in outputs.to_pylist():
+        grouped[row[S.REQUEST_ID]].append(row)
+    for rid in sorted(grouped):
+        tries = sorted(grouped[rid], key=lambda r: r[S.ATTEMPT])
+        good = next((t for t in tries if t[S.OK]), None)
+        spent = {S.PROMPT_TOKENS: sum(t[S.PROMPT_TOKENS] or 0 for t in tries),
+                 S.COMPLETION_TOKENS: sum(t[S.COMPLETION_TOKENS] or 0 for t in tries)}
+        base = {k: tries[0][k] for k in (S.ANNOTATION_KIND, S.SUBJECT_ID, S.USER_ID, S.PLATFORM)}
+        if good is not None:
+            ann.append({S.ANNOTATION_ID: rid, **base, S.IS_NULL: good[S.IS_NULL], S.FIELDS: good[S.FIELDS],
+                        S.GENERATED_TEXT: good[S.GENERATED_TEXT], S.PROMPT_HASH: good[S.PROMPT_HASH],
+                        S.ENGINE: good[S.ENGINE], S.MODEL: good[S.MODEL], **spent, S.ATTEMPT: good[S.ATTEMPT] + 1})
+        else:
+            last = tries[-1]
+            fail.append({S.REQUEST_ID: rid, **base, S.ATTEMPT: len(tries), S.REASON: last[S.ERROR],
+                         S.GENERATED_TEXT: last[S.GENERATED_TEXT], **spent})
+    return {"annotations": pa.Table.from_pylist(ann, schema=S.ANNOTATION_SCHEMA),
+            "failures": pa.Table.from_pylist(fail, schema=S.FAILURE_SCHEMA)}
+
+
+def _judgements(cfg: PipelineConfig, root: RunRoot, shard: str, judged: pa.Table) -> pa.Table:
+    """One judgement per judged-kind annotation: scores + verdict, unparseable = rejected, exempt = accepted."""
+    jcfg = cfg.synthesis.judge
+    engine, model = engine_label(engine_of(cfg, "judge"))
+    annotations = pa.concat_tables([_read(root, f"annotations/{p}/{shard}.parquet", S.ANNOTATION_SCHEMA)
+                                    for p in ("user", "post")])
+    by_ann = {r[S.SUBJECT_ID]: r for r in judged.to_pylist()}
+    failures = {r[S.SUBJECT_ID]: r for r in _read(root, f"failures/judge/{shard}.parquet", S.FAILURE_SCHEMA).to_pylist()}
+    rows = []
+    for ann in annotations.to_pylist():
+        spec = load_spec(ann[S.ANNOTATION_KIND])
+        if spec.judge is None or ann[S.IS_NULL]:
+            continue
+        base = {S.ANNOTATION_ID: ann[S.ANNOTATION_ID], S.ANNOTATION_KIND: spec.kind, S.JUDGE_KIND: spec.judge,
+                S.SUBJECT_ID: ann[S.SUBJECT_ID], S.USER_ID: ann[S.USER_ID], S.PLATFORM: ann[S.PLATFORM],
+                S.ENGINE: engine, S.MODEL: model}
+        if ann[S.PLATFORM] in jcfg.exempt_platforms:
+            rows.append({**base, S.ACCEPTED: True, S.REASON: "exempt platform (not judged, as in the reference code)",
+                         S.ENGINE: None, S.MODEL: None, S.PROMPT_TOKENS: 0, S.COMPLETION_TOKENS: 0})
+            continue
+        j = by_ann.get(ann[S.ANNOTATION_ID])
+        if j is None:
+            f = failures.get(ann[S.ANNOTATION_ID])
+            reason = f"unparseable judge output ({f[S.REASON]})" if f else "not judged (no judge request was built)"
+            spent = {S.PROMPT_TOKENS: f[S.PROMPT_TOKENS] if f else 0, S.COMPLETION_TOKENS: f[S.COMPLETION_TOKENS] if f else 0}
+            rows.append({**base, S.ACCEPTED: False, S.REASON: reason, **spent})
+            continue
+        fields = json.loads(j[S.FIELDS] or "{}")
+        scores = fields.get("scores", {})
+        ok, reason = verdict(spec.kind, ann[S.PLATFORM], scores, load_spec(spec.judge).dims, jcfg)
+        rows.append({**base, S.SCORES: json.dumps(scores, sort_keys=True), S.OVERALL: scores.get("overall"),
+                     S.EXPLANATION: fields.get("explanation"), S.ACCEPTED: ok, S.REASON: reason,
+                     S.PROMPT_TOKENS: j[S.PROMPT_TOKENS], S.COMPLETION_TOKENS: j[S.COMPLETION_TOKENS]})
+    table = pa.Table.from_pylist(rows, schema=S.JUDGEMENT_SCHEMA)
+    return table.sort_by([(S.ANNOTATION_ID, "ascending")])
+
+
+def finalize_shard(task: dict) -> dict:
+    """Collapse a shard's answers into annotations/ (or judgements/) and failures/."""
+    cfg = PipelineConfig.model_validate(task["cfg"])
+    root, pass_name, shard = RunRoot(cfg.run_root, cfg.storage), task["pass"], task["shard"]
+    outputs = _read(root, f"{OUTPUTS}/{pass_name}/{shard}", S.OUTPUT_SCHEMA)
+    out = _finalize_annotations(root, pass_name, shard, outputs)
+    root.write_parquet(f"failures/{pass_name}/{shard}.parquet", out["failures"])
+    if pass_name == "judge":
+        judgements = _judgements(cfg, root, shard, out["annotations"])
+        root.write_parquet(f"judgements/{shard}.parquet", judgements)
+        return {"judged": judgements.num_rows, "accepted": int(pc.sum(judgements[S.ACCEPTED]).as_py() or 0)}
+    root.write_parquet(f"annotations/{pass_name}/{shard}.parquet", out["annotations"])
+    return {"annotations": out["annotations"].num_rows, "failures": out["failures"].num_rows}
+
+
+def run_pass(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict[str, list[str] | None],
+             use_ray: bool = True) -> dict:
+    """Run one pass to completion (rounds until nothing is pending), then finalise its shards."""
+    root, syn = RunRoot(cfg.run_root, cfg.storage), cfg.synthesis
+    marker = f"synthesize-{pass_name}"
+    tasks = [{"shard": s, "pass": pass_name, "cfg": cfg.model_dump(mode="json")} for s in shards]
+    from processing.stage import StageMarkers
+
+    markers = StageMarkers(root, marker)
+    stats: dict = {"rounds": 0, "answers": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+    if not all(markers.done(s) for s in shards):
+        for attempt in range(syn.max_attempts):
+            pending = {s: pending_requests(cfg, pass_name, s, users[s], render=False).num_rows for s in shards}
+            todo = [s for s in shards if pending[s]]
+            if not todo:
+                break
+            log.info("%s pass, round %d: %d pending requests in %d shards", pass_name, attempt + 1,
+                     sum(pending.values()), len(todo))
+            t0 = time.perf_counter()
+            r = _round(cfg, pass_name, todo, users, use_ray)
+            stats["seconds"] += time.perf_counter() - t0
+            stats["rounds"] += 1
+            for k in ("answers", "prompt_tokens", "completion_tokens"):
+                stats[k] += r[k]
+    done = run_shards(root, marker, tasks, finalize_shard, use_ray=False)
+    for s in done.values():
+        for k, v in s.items():
+            if isinstance(v, int):
+                stats[k] = stats.get(k, 0) + v
+    return stats

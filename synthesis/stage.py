@@ -1,0 +1,137 @@
+"""The synthesis stage: tags -> user level -> post level -> judge over the curated events/, each pass a
+Ray Data job reading the previous pass's Parquet; writes annotations/, judgements/, failures/ and
+synth/stats.json with requests, tokens, tokens/s, acceptance and tokens per accepted sample per kind."""
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from processing import schema as S
+from processing.config import PipelineConfig
+from processing.stage import MARKERS, StageMarkers, fingerprint
+from processing.storage import RunRoot
+from synthesis.passes import PASSES, run_pass
+
+log = logging.getLogger(__name__)
+
+OUTPUT_DIRS = ("synth", "annotations", "judgements", "failures")
+
+
+def list_shards(root: RunRoot, platforms: list[str]) -> list[str]:
+    """`<platform>/part-NNNN` of every curated events/ file of the platforms asked for."""
+    shards = []
+    for platform in platforms:
+        for rel in root.list(f"events/{platform}", suffix=".parquet"):
+            shards.append(f"{platform}/{rel.rsplit('/', 1)[-1][:-len('.parquet')]}")
+    return sorted(shards)
+
+
+def select_users(root: RunRoot, cfg: PipelineConfig, shards: list[str]) -> dict[str, list[str] | None]:
+    """Per shard, the users to annotate: all, or the first `max_users` per platform by (random) user id."""
+    cap = cfg.synthesis.max_users
+    if cap is None:
+        return {s: None for s in shards}
+    by_platform: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for s in shards:
+        ids = root.read_parquet(f"events/{s}.parquet", columns=[S.USER_ID])[S.USER_ID]
+        by_platform[s.split("/")[0]] += [(u, s) for u in pc.unique(ids).to_pylist()]
+    out: dict[str, list[str] | None] = {s: [] for s in shards}
+    for pairs in by_platform.values():
+        for user, shard in sorted(pairs)[:cap]:
+            out[shard].append(user)
+    return out
+
+
+def _read_all(root: RunRoot, rel: str, schema: pa.Schema) -> pa.Table:
+    return root.read_parquet(rel, schema=schema) if root.exists(rel) else schema.empty_table()
+
+
+def kind_summary(root: RunRoot) -> dict[str, dict]:
+    """Per kind: requests, valid, NULL, failed, judged, accepted, tokens and tokens per accepted sample."""
+    out: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    judgements = _read_all(root, "judgements", S.JUDGEMENT_SCHEMA)
+    verdicts = {r[S.ANNOTATION_ID]: r for r in judgements.to_pylist()}
+    for p in ("tags", "user", "post"):
+        for row in _read_all(root, f"annotations/{p}", S.ANNOTATION_SCHEMA).to_pylist():
+            k = out[row[S.ANNOTATION_KIND]]
+            k["requests"] += 1
+            k["tokens"] += row[S.PROMPT_TOKENS] + row[S.COMPLETION_TOKENS]
+            k["completion_tokens"] += row[S.COMPLETION_TOKENS]
+            if row[S.IS_NULL]:
+                k["null"] += 1
+                continue
+            k["valid"] += 1
+            fields = json.loads(row[S.FIELDS] or "{}")
+            v = verdicts.get(row[S.ANNOTATION_ID])
+            if v is not None:
+                k["judged"] += 1
+                k["tokens"] += (v[S.PROMPT_TOKENS] or 0) + (v[S.COMPLETION_TOKENS] or 0)
+                k["accepted"] += int(bool(v[S.ACCEPTED]))
+            elif row[S.ANNOTATION_KIND] in ("tag_v1", "tag_v1_comment"):
+                k["accepted"] += int(fields.get("quality") in ("high", "medium") and bool(fields.get("harmless")))
+            elif row[S.ANNOTATION_KIND] == "tag_v2":
+                k["accepted"] += int(bool(fields.get("social")) and not fields.get("unsafe"))
+            else:
+                k["accepted"] += 1
+        for row in _read_all(root, f"failures/{p}", S.FAILURE_SCHEMA).to_pylist():
+            k = out[row[S.ANNOTATION_KIND]]
+            k["requests"] += 1
+            k["failed"] += 1
+            k["tokens"] += row[S.PROMPT_TOKENS] + row[S.COMPLETION_TOKENS]
+            k["completion_tokens"] += row[S.COMPLETION_TOKENS]
+    result = {}
+    for kind, k in sorted(out.items()):
+        k = dict(k)
+        k["acceptance_rate"] = round(k.get("accepted", 0) / k["requests"], 4) if k["requests"] else 0.0
+        k["tokens_per_accepted"] = round(k["tokens"] / k["accepted"], 1) if k.get("accepted") else None
+        result[kind] = k
+    return result
+
+
+def summary_table(stats: dict) -> str:
+    """Per-pass throughput and per-kind acceptance as fixed-width text."""
+    lines = [f"{'pass':<6} {'rounds':>6} {'answers':>8} {'prompt tok':>11} {'compl tok':>10} {'seconds':>8} {'tok/s':>8} {'gen tok/s':>9}"]
+    for p in PASSES:
+        s = stats["passes"].get(p, {})
+        secs = s.get("seconds", 0.0)
+        total = s.get("prompt_tokens", 0) + s.get("completion_tokens", 0)
+        lines.append(f"{p:<6} {s.get('rounds', 0):>6} {s.get('answers', 0):>8} {s.get('prompt_tokens', 0):>11} "
+                     f"{s.get('completion_tokens', 0):>10} {secs:>8.1f} {total / secs if secs else 0:>8.1f} "
+                     f"{s.get('completion_tokens', 0) / secs if secs else 0:>9.1f}")
+    lines.append("")
+    lines.append(f"{'kind':<16} {'requests':>8} {'valid':>6} {'NULL':>5} {'failed':>6} {'judged':>6} {'accepted':>8} "
+                 f"{'rate':>6} {'tok/accepted':>12}")
+    for kind, k in stats["kinds"].items():
+        tpa = k.get("tokens_per_accepted")
+        lines.append(f"{kind:<16} {k['requests']:>8} {k.get('valid', 0):>6} {k.get('null', 0):>5} {k.get('failed', 0):>6} "
+                     f"{k.get('judged', 0):>6} {k.get('accepted', 0):>8} {k['acceptance_rate']:>6.2f} "
+                     f"{(f'{tpa:.0f}' if tpa is not None else '-'):>12}")
+    return "\n".join(lines)
+
+
+def run_synthesis(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False) -> dict:
+    """Run every pass in order (finished passes and shards are skipped); return the stage stats."""
+    root = RunRoot(cfg.run_root, cfg.storage)
+    if restart:
+        for rel in OUTPUT_DIRS:
+            root.delete(rel)
+        for p in (*PASSES, "config"):
+            root.delete(f"{MARKERS}/synthesize-{p}")
+        root.delete(f"{MARKERS}/synthesize")
+    shards = list_shards(root, list(cfg.synthesis.platforms))
+    if not shards:
+        raise FileNotFoundError(f"no curated events under {root.uri_of('events')}: run `humanllm curate` first")
+    StageMarkers(root, "synthesize").check_config(fingerprint(cfg.synthesis.model_dump(mode="json")))
+    users = select_users(root, cfg, shards)
+    stats: dict = {"passes": {}}
+    for p in PASSES:
+        log.info("synthesis: %s pass over %d shards", p, len(shards))
+        stats["passes"][p] = run_pass(cfg, p, shards, users, use_ray=use_ray)
+    stats["kinds"] = kind_summary(root)
+    root.write_json("synth/stats.json", stats)
+    log.info("synthesis done: %s\n%s", root.uri_of("synth/stats.json"), summary_table(stats))
+    return stats
