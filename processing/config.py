@@ -223,7 +223,7 @@ class EngineConfig(Model):
     tokenizer: str | None = None  # defaults to `model`; renders chat prompts and counts tokens
     temperature: float = Field(0.3, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    structured_outputs: bool = True  # JSON schema per row for kinds with fields (vllm, openai)
+    structured_outputs: bool = True  # per row: JSON schema (json kinds; vllm, openai), regex (xml kinds; vllm)
     batch_size: int = Field(16, ge=1)
     concurrency: int = Field(1, ge=1)  # engine replicas (vllm, transformers actors)
     # vllm

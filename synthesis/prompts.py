@@ -223,6 +223,23 @@ def build_messages(spec: KindSpec, *, history: str | None = None, **variables: A
     ]
 
 
+# Closed vocabularies of XML tags; any other tag holds free text without "<".
+XML_CHOICES = {"quality": "(high|medium|low)", "harmless": "(yes|no)"}
+
+
+def xml_regex(spec: KindSpec) -> str:
+    """A regular expression for the XML form of a kind (its tags in order, optional <data> wrapper,
+    or NULL where allowed): the engine constrains decoding to it, so the format always parses."""
+    body = r"\n?".join(f"<{t}>{XML_CHOICES.get(t, '[^<]+')}</{t}>" for t in spec.tags)
+    wrapped = rf"(<data>\n?)?{body}(\n?</data>)?" if "<data>" in spec.instruction else body
+    return f"(NULL|{wrapped})" if spec.allow_null else wrapped
+
+
 def structured_output(spec: KindSpec) -> dict | None:
-    """The structured-output request of a kind: {"json": schema} for json kinds, None otherwise."""
-    return {"json": spec.json_schema} if spec.format == "json" else None
+    """The structured-output request of a kind: {"json": schema} for json kinds, {"regex": ...} for
+    xml kinds, None for free text."""
+    if spec.format == "json":
+        return {"json": spec.json_schema}
+    if spec.format == "xml":
+        return {"regex": xml_regex(spec)}
+    return None

@@ -20,7 +20,7 @@ from processing import schema as S
 from processing.config import EngineConfig, SynthesisConfig
 from synthesis.engines import resolve_model
 from synthesis.parsers import render_sample
-from synthesis.prompts import KindSpec, build_messages, load_spec, prompt_hash
+from synthesis.prompts import build_messages, load_spec, prompt_hash, structured_output
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def to_table(requests: Iterable[Request], shard: str, renderer: Renderer | None,
         seed = seed_for(r.request_id, attempt, syn.seed)
         spec = load_spec(r.kind)
         sampling = {"max_tokens": r.max_tokens, "temperature": engine.temperature, "top_p": engine.top_p, "seed": seed,
-                    "json_schema": spec.json_schema if spec.format == "json" else None}
+                    "structured": structured_output(spec)}
         rows.append({S.REQUEST_ID: r.request_id, S.ANNOTATION_KIND: r.kind, S.SUBJECT_ID: r.subject_id,
                      S.USER_ID: r.user_id, S.PLATFORM: r.platform, S.SHARD: shard, S.PRIORITY: r.priority,
                      S.ATTEMPT: attempt, S.SEED: seed, S.MESSAGES: json.dumps(r.messages, ensure_ascii=False),

@@ -121,6 +121,10 @@ def test_spec_shape(kind):
     if s.format == "json":
         assert structured_output(s) == {"json": s.json_schema}
         json.dumps(s.json_schema)  # serialisable for the structured-output request
+    elif s.format == "xml":
+        regex = structured_output(s)["regex"]
+        for tag in s.tags:
+            assert f"<{tag}>" in regex and f"</{tag}>" in regex
     else:
         assert structured_output(s) is None
     if s.allow_null:
@@ -550,3 +554,17 @@ def test_judge_xml_form():
     assert bad("judge_sqa", xml.replace(">7<", ">seven<")) == "score 'novelty'='seven' is not an integer"
     # the last score cut off without its closing tag still reads
     assert ok("judge_sqa", xml.replace("9</overall>", "9"))["scores"]["overall"] == 9
+
+
+@pytest.mark.parametrize("kind", [k for k in all_kinds() if load_spec(k).format == "xml"])
+def test_xml_regex_accepts_the_formats_the_parser_reads(kind):
+    s = load_spec(kind)
+    regex = re.compile(structured_output(s)["regex"])
+    long_text = " ".join(["Some text, with a comma."] * max(1, (s.min_words or 0) // 5))
+    values = {s.tags[-1]: long_text, "quality": "high", "harmless": "yes"}
+    answer = "\n".join(f"<{t}>{values.get(t, 'Some text, with a comma.')}</{t}>" for t in s.tags)
+    assert regex.fullmatch(answer) and parse_output(s, answer).ok
+    if "<data>" in s.instruction:
+        assert regex.fullmatch(f"<data>\n{answer}\n</data>")
+    assert bool(regex.fullmatch("NULL")) == s.allow_null
+    assert not regex.fullmatch(answer.replace(f"</{s.tags[0]}>", ""))
