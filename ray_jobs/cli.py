@@ -28,8 +28,14 @@ def _distill(args: argparse.Namespace) -> int:
     from ray_jobs.train_quality import format_report
     from synthesis.distill import distill
 
-    report = distill(load(args.config, args.set))
+    from processing.quality import QualityDataError
+
     log = logging.getLogger("humanllm")
+    try:
+        report = distill(load(args.config, args.set))
+    except QualityDataError as exc:
+        log.error("%s", exc)
+        return 2
     log.info("held-out metrics:\n%s", format_report(report))
     log.info("pre-filter later runs with curate.quality.models: %s", report["curate_quality_models"])
     return 0

@@ -62,6 +62,14 @@ def _unpack(row: dict) -> dict:
     return json.loads(row[PACKED])
 
 
+def answer_row(row: dict) -> dict:
+    """An engine output row in our columns. ray.data.llm passes rows that failed in the engine
+    (`__inference_error__`) around the postprocess, so they still carry the packed request."""
+    if row.get(S.REQUEST_ID) is None and row.get(PACKED):
+        return _result(_unpack(row), "", 0, 0, row.get("__inference_error__") or "engine error (no message)")
+    return row
+
+
 def _result(meta: dict, text: str, prompt_tokens: int, completion_tokens: int, error: str) -> dict:
     return {**meta, S.GENERATED_TEXT: text or "", S.PROMPT_TOKENS: int(prompt_tokens or 0),
             S.COMPLETION_TOKENS: int(completion_tokens or 0), S.ENGINE_ERROR: error or ""}
@@ -70,8 +78,13 @@ def _result(meta: dict, text: str, prompt_tokens: int, completion_tokens: int, e
 def vllm_sampling(sampling: dict, structured: bool) -> dict:
     """Our stored sampling JSON -> vLLM SamplingParams kwargs."""
     params = {k: sampling[k] for k in ("max_tokens", "temperature", "top_p", "seed") if k in sampling}
-    if structured and sampling.get("structured"):
-        params["structured_outputs"] = sampling["structured"]
+    constraint = sampling.get("structured") if structured else None
+    if constraint:
+        # Exactly one key per row, the schema as a string: Ray Data unifies the rows of a batch into
+        # one Arrow struct, so dict-valued schemas of different kinds would merge into an invalid one.
+        # A row without a constraint leaves the key out (it becomes null, which vLLM reads as none).
+        key, value = next(iter(constraint.items()))
+        params["structured_outputs"] = {key: json.dumps(value) if key == "json" else value}
     return params
 
 

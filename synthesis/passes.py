@@ -22,7 +22,7 @@ from processing.config import EngineConfig, PipelineConfig
 from processing.stage import run_shards
 from processing.storage import RunRoot
 from synthesis import requests as R
-from synthesis.engines import TableEngine, TransformersGenerator, engine_label, generate
+from synthesis.engines import TableEngine, TransformersGenerator, answer_row, engine_label, generate
 from synthesis.judge import verdict
 from synthesis.parsers import parse_output
 from synthesis.prompts import load_spec
@@ -92,7 +92,7 @@ def pending_requests(cfg: PipelineConfig, pass_name: str, shard: str, users: lis
 def parse_batch(batch: pa.Table, engine: str, model: str) -> pa.Table:
     """Engine answers -> OUTPUT_SCHEMA rows with the parse verdict and typed fields."""
     rows = []
-    for row in batch.to_pylist():
+    for row in map(answer_row, batch.to_pylist()):
         if row[S.ENGINE_ERROR]:
             ok, null, fields, error = False, False, None, f"engine error: {row[S.ENGINE_ERROR][:500]}"
         else:

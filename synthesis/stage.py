@@ -15,6 +15,7 @@ from processing.config import PipelineConfig
 from processing.stage import MARKERS, StageMarkers, fingerprint
 from processing.storage import RunRoot
 from synthesis.passes import PASSES, run_pass
+from synthesis.requests import AMAZON_USER_KINDS, POST_KINDS, TAG_KINDS, USER_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +93,48 @@ def kind_summary(root: RunRoot) -> dict[str, dict]:
     return result
 
 
-def summary_table(stats: dict) -> str:
-    """Per-pass throughput and per-kind acceptance as fixed-width text."""
-    lines = [f"{'pass':<6} {'rounds':>6} {'answers':>8} {'prompt tok':>11} {'compl tok':>10} {'seconds':>8} {'tok/s':>8} {'gen tok/s':>9}"]
+PASS_OF_KIND = {**{k: "tags" for k in (*TAG_KINDS, "tag_v1_comment")}, **{k: "user" for k in (*USER_KINDS, *AMAZON_USER_KINDS)},
+                **{k: "post" for k in POST_KINDS}}
+
+
+def pass_summary(stats: dict) -> dict[str, dict]:
+    """Per pass: requests, answers (with retries), tokens, seconds, tokens/s, accepted samples, the
+    acceptance rate and the tokens spent per accepted sample (judge tokens count for the judged kinds)."""
+    out = {}
     for p in PASSES:
         s = stats["passes"].get(p, {})
+        kinds = [k for kind, k in stats["kinds"].items() if PASS_OF_KIND.get(kind) == p]
+        if p == "judge":
+            requests = sum(k.get("judged", 0) for k in stats["kinds"].values())
+            accepted = sum(k.get("accepted", 0) for kind, k in stats["kinds"].items() if k.get("judged"))
+        else:
+            requests = sum(k["requests"] for k in kinds)
+            accepted = sum(k.get("accepted", 0) for k in kinds)
+        tokens = s.get("prompt_tokens", 0) + s.get("completion_tokens", 0)
         secs = s.get("seconds", 0.0)
-        total = s.get("prompt_tokens", 0) + s.get("completion_tokens", 0)
-        lines.append(f"{p:<6} {s.get('rounds', 0):>6} {s.get('answers', 0):>8} {s.get('prompt_tokens', 0):>11} "
-                     f"{s.get('completion_tokens', 0):>10} {secs:>8.1f} {total / secs if secs else 0:>8.1f} "
-                     f"{s.get('completion_tokens', 0) / secs if secs else 0:>9.1f}")
+        out[p] = {"requests": requests, "answers": s.get("answers", 0), "rounds": s.get("rounds", 0),
+                  "prompt_tokens": s.get("prompt_tokens", 0), "completion_tokens": s.get("completion_tokens", 0),
+                  "seconds": round(secs, 1), "tokens_per_s": round(tokens / secs, 1) if secs else None,
+                  "completion_tokens_per_s": round(s.get("completion_tokens", 0) / secs, 1) if secs else None,
+                  "accepted": accepted, "acceptance_rate": round(accepted / requests, 4) if requests else None,
+                  "tokens_per_accepted": round(tokens / accepted, 1) if accepted else None}
+    return out
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def summary_table(stats: dict) -> str:
+    """Per-pass throughput and acceptance, and per-kind acceptance, as fixed-width text (this run's
+    spending: passes resumed from earlier runs count only what this run sent)."""
+    lines = [f"{'pass':<6} {'requests':>8} {'answers':>8} {'rounds':>6} {'prompt tok':>10} {'compl tok':>9} "
+             f"{'seconds':>8} {'tok/s':>8} {'gen tok/s':>9} {'accepted':>8} {'rate':>6} {'tok/accepted':>12}"]
+    for p, s in stats["pass_summary"].items():
+        lines.append(f"{p:<6} {s['requests']:>8} {s['answers']:>8} {s['rounds']:>6} {s['prompt_tokens']:>10} "
+                     f"{s['completion_tokens']:>9} {s['seconds']:>8.1f} {_fmt(s['tokens_per_s'], '.1f'):>8} "
+                     f"{_fmt(s['completion_tokens_per_s'], '.1f'):>9} {s['accepted']:>8} "
+                     f"{_fmt(s['acceptance_rate'], '.2f'):>6} {_fmt(s['tokens_per_accepted'], '.0f'):>12}")
     lines.append("")
     lines.append(f"{'kind':<16} {'requests':>8} {'valid':>6} {'NULL':>5} {'failed':>6} {'judged':>6} {'accepted':>8} "
                  f"{'rate':>6} {'tok/accepted':>12}")
@@ -132,6 +165,7 @@ def run_synthesis(cfg: PipelineConfig, use_ray: bool = True, restart: bool = Fal
         log.info("synthesis: %s pass over %d shards", p, len(shards))
         stats["passes"][p] = run_pass(cfg, p, shards, users, use_ray=use_ray)
     stats["kinds"] = kind_summary(root)
+    stats["pass_summary"] = pass_summary(stats)
     root.write_json("synth/stats.json", stats)
     log.info("synthesis done: %s\n%s", root.uri_of("synth/stats.json"), summary_table(stats))
     return stats

@@ -36,14 +36,16 @@ def vllm_config(run_root: str, model: str, engine: dict | None = None, **synthes
 
 def kill_engine_when_alive(done: threading.Event, killed: list, delay: float = 8.0) -> None:
     """SIGKILL the vLLM engine actor (a process this test's cluster started) once, `delay` s after it is up."""
-    from ray.util.state import list_actors
+    import ray
 
     while not done.is_set():
-        alive = [a for a in list_actors(filters=[("class_name", "=", ENGINE_ACTOR), ("state", "=", "ALIVE")])]
-        if alive and alive[0].pid:
+        # the GCS actor table (the state API needs the dashboard, which test clusters leave out)
+        alive = [a for a in ray._private.state.actors().values()
+                 if a["ActorClassName"] == ENGINE_ACTOR and a["State"] == "ALIVE" and a.get("Pid")]
+        if alive:
             time.sleep(delay)
-            os.kill(alive[0].pid, signal.SIGKILL)
-            killed.append(alive[0].pid)
+            os.kill(alive[0]["Pid"], signal.SIGKILL)
+            killed.append(alive[0]["Pid"])
             return
         time.sleep(1.0)
 
@@ -79,8 +81,8 @@ def test_engine_killed_mid_run_every_request_answered_once(crashed_run):
     ann = root.read_parquet("annotations/tags", schema=S.ANNOTATION_SCHEMA)
     fail = root.read_parquet("failures/tags", schema=S.FAILURE_SCHEMA)
     ids = ann[S.ANNOTATION_ID].to_pylist() + fail[S.REQUEST_ID].to_pylist()
-    assert len(ids) == len(set(ids)) == 17 * 2  # every post of the hand-made run: tag_v1 + tag_v2
-    assert stats["passes"]["tags"]["answers"] == 34 and stats["passes"]["tags"]["rounds"] == 1
+    assert len(ids) == len(set(ids)) == 14 * 2  # every post of the hand-made run: tag_v1 + tag_v2
+    assert stats["passes"]["tags"]["answers"] == 28 and stats["passes"]["tags"]["rounds"] == 1
     assert pc.sum(outputs[S.PROMPT_TOKENS]).as_py() > 0 and pc.sum(outputs[S.COMPLETION_TOKENS]).as_py() > 0
 
 
@@ -110,7 +112,7 @@ def test_killed_driver_rerun_sends_only_unfinished_requests(crashed_run):
     assert all(root.read_bytes(rel) == data for rel, data in kept.items())  # finished answers untouched
     ann = root.read_parquet("annotations/tags", schema=S.ANNOTATION_SCHEMA)
     fail = root.read_parquet("failures/tags", schema=S.FAILURE_SCHEMA)
-    assert ann.num_rows + fail.num_rows == 34
+    assert ann.num_rows + fail.num_rows == 28
     third = run_synthesis(cfg, use_ray=True)
     assert third["passes"]["tags"]["answers"] == 0 and third["passes"]["tags"]["rounds"] == 0
 
