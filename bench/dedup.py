@@ -28,7 +28,6 @@ import argparse
 import glob
 import json
 import logging
-import multiprocessing as mp
 import os
 import re
 import resource
@@ -43,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import planted  # noqa: E402
+from subprocess_run import child  # noqa: E402
 
 log = logging.getLogger("bench.dedup")
 DEDUP_STEPS = ("dedup_signatures", "dedup-exact", "dedup-near", "dedup-cluster")
@@ -67,28 +67,6 @@ def _rss_mb() -> float:
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def child(target, *args) -> dict:
-    """Run target(*args, queue) in a fresh spawned process; its result, or {"error": ...}."""
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_guard, args=(target, args, q))
-    p.start()
-    out = q.get()
-    p.join()
-    if "error" in out:
-        log.error("%s failed: %s", target.__name__, out["error"])
-    return out
-
-
-def _guard(target, args, q) -> None:
-    try:
-        q.put(target(*args))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent
-        import traceback
-
-        q.put({"error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"})
 
 
 def curate_config(path: str, run_root: str, dedup: dict | None = None):
