@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= configs/local.yaml
 
-.PHONY: install demo test test-fast bench bench-dedup clean
+.PHONY: install demo test test-fast bench bench-dedup bench-synthesize clean
 
 install:
 	VENV=$(VENV) bash scripts/install.sh
@@ -25,6 +25,9 @@ bench: install
 
 bench-dedup: install
 	$(PY) bench/dedup.py
+
+bench-synthesize: install
+	$(PY) bench/synthesize.py
 
 clean:
 	rm -rf runs sample_data .pytest_cache

@@ -273,6 +273,8 @@ class SynthesisConfig(Model):
     post_history_tokens: int = Field(4_000, ge=0)  # the shared history prefix of post-level prompts
     post_tokens: int = Field(10_000, ge=32)  # one post as input
     min_qualified_posts: dict[str, int] = {"reddit": 3, "twitter": 5, "blogger": 1, "amazon": 1}
+    # posts per user: social QA (best 20), "why" QA (best 60), scenarios/stories (best 40), summaries;
+    # "tags" (unset: every post, as in the paper) caps the posts tagged per user, the latest first.
     max_posts: dict[str, int] = {"sqa": 20, "sqa_reason": 60, "scenario": 40, "summary": 1_000_000}
     max_users: int | None = None  # cap per platform (smoke runs)
 

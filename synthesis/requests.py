@@ -216,8 +216,9 @@ def by_user(events: pa.Table) -> dict[str, list[dict]]:
 def tag_requests(events: pa.Table, syn: SynthesisConfig, renderer: Renderer) -> list[Request]:
     """PAPER.md 3.2: per post, the rewrite + quality/harmless tags (XML) and the v2 JSON tags."""
     out = []
+    cap = syn.max_posts.get("tags")
     for user, rows in by_user(events).items():
-        for row in rows:
+        for row in (rows[-cap:] if cap else rows):  # a cap (smoke runs) keeps each user's latest posts
             body = renderer.truncate(post_text(row), syn.post_tokens)
             n = renderer.count(body)
             is_comment = row[S.KIND] == S.COMMENT

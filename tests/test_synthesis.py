@@ -156,3 +156,11 @@ def test_distill_trains_fasttext_from_llm_tags(tmp_path):
     model = report["models"]["shared"]
     assert set(model["per_label"]) == {"high", "low"} and model["n_test"] >= 2
     assert report["curate_quality_models"]["default"].endswith("quality-shared.bin")
+
+
+def test_tags_cap_keeps_each_users_latest_posts():
+    events = hand_made_events()["reddit/part-0000"]
+    syn = parse_config({"synthesis": {"max_posts": {"tags": 2}}}).synthesis
+    reqs = R.tag_requests(events, syn, R.Renderer(None))
+    assert {(r.user_id, r.subject_id) for r in reqs} == {
+        ("u_alice", "reddit:u_alice:5"), ("u_alice", "reddit:u_alice:6"), ("u_bob", "reddit:u_bob:2"), ("u_bob", "reddit:u_bob:3")}

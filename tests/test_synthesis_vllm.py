@@ -123,6 +123,7 @@ FAMILIES = {"tags (XML)": ["tag_v1", "tag_v1_comment"], "tags (JSON)": ["tag_v2"
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_smollm2_every_family_on_real_posts(ray_cluster, shared_data, tmp_path):
     """Curate the real samples, then one user per platform through every pass with SmolLM2-135M."""
     from processing.curate_stage import run_curate
@@ -133,9 +134,9 @@ def test_smollm2_every_family_on_real_posts(ray_cluster, shared_data, tmp_path):
     run_root = str(tmp_path / "real")
     run_curate(parse_config({**data, "run_root": run_root}), use_ray=True)
     kinds = [k for ks in FAMILIES.values() for k in ks if not k.startswith("judge")]
-    cfg = vllm_config(run_root, "smollm2", engine={"max_model_len": 4096, "batch_size": 16}, kinds=kinds,
-                      max_users=1, max_attempts=2, platforms=["reddit", "blogger", "amazon"],
-                      max_posts={"sqa": 2, "sqa_reason": 0, "scenario": 1, "summary": 2},
+    cfg = vllm_config(run_root, "smollm2", engine={"max_model_len": 2048, "batch_size": 16}, kinds=kinds,
+                      max_users=1, platforms=["reddit", "blogger", "amazon"],
+                      max_posts={"tags": 5, "sqa": 2, "sqa_reason": 0, "scenario": 1, "summary": 2},
                       judge={"exempt_platforms": []})
     stats = run_synthesis(cfg, use_ray=True)
     root = RunRoot(run_root)
