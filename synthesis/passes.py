@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from processing import schema as S
 from processing.config import EngineConfig, PipelineConfig
-from processing.stage import run_shards
+from processing.stage import StageMarkers, run_shards
 from processing.storage import RunRoot
 from synthesis import requests as R
 from synthesis.engines import TableEngine, TransformersGenerator, answer_row, engine_label, generate
@@ -241,8 +241,6 @@ def run_pass(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict
     root, syn = RunRoot(cfg.run_root, cfg.storage), cfg.synthesis
     marker = f"synthesize-{pass_name}"
     tasks = [{"shard": s, "pass": pass_name, "cfg": cfg.model_dump(mode="json")} for s in shards]
-    from processing.stage import StageMarkers
-
     markers = StageMarkers(root, marker)
     stats: dict = {"rounds": 0, "answers": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
     if not all(markers.done(s) for s in shards):
