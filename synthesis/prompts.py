@@ -225,12 +225,13 @@ def build_messages(spec: KindSpec, *, history: str | None = None, **variables: A
 
 # Closed vocabularies of XML tags; any other tag holds free text without "<".
 XML_CHOICES = {"quality": "(high|medium|low)", "harmless": "(yes|no)"}
+XML_TEXT = "[^<]*[A-Za-z][^<]*"  # free text with at least one letter (a bare "..." placeholder is not an answer)
 
 
 def xml_regex(spec: KindSpec) -> str:
     """A regular expression for the XML form of a kind (its tags in order, optional <data> wrapper,
     or NULL where allowed): the engine constrains decoding to it, so the format always parses."""
-    body = r"\n?".join(f"<{t}>{XML_CHOICES.get(t, '[^<]+')}</{t}>" for t in spec.tags)
+    body = r"\n?".join(f"<{t}>{XML_CHOICES.get(t, XML_TEXT)}</{t}>" for t in spec.tags)
     wrapped = rf"(<data>\n?)?{body}(\n?</data>)?" if "<data>" in spec.instruction else body
     return f"(NULL|{wrapped})" if spec.allow_null else wrapped
 
