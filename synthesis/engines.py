@@ -27,7 +27,6 @@ from processing.config import EngineConfig
 
 log = logging.getLogger(__name__)
 
-OUTPUT_COLUMNS = (S.GENERATED_TEXT, S.PROMPT_TOKENS, S.COMPLETION_TOKENS, S.ENGINE_ERROR)
 PASSTHROUGH = [f.name for f in S.REQUEST_SCHEMA if f.name not in (S.PROMPT, S.MESSAGES, S.SAMPLING)]
 
 
