@@ -298,3 +298,46 @@ JUDGEMENT_SCHEMA = pa.schema(
         pa.field(COMPLETION_TOKENS, pa.int64()),
     ]
 )
+
+
+# SFT examples (sft/train, sft/test). `messages` is the chat [{role, content}] a trainer reads;
+# `subject_id` / `subject_ts` name the post (or user) the example is about (time splits, audits).
+EXAMPLE_ID = "example_id"
+TASK = "task"
+N_TOKENS = "n_tokens"  # the whole example with the base model's chat template
+TARGET_TOKENS = "target_tokens"  # the assistant turn alone
+SPLIT = "split"
+SUBJECT_TS = "subject_ts"
+RANK = "rank"  # the example's deterministic draw (caps keep the lowest ranks)
+HELD_OUT_LATE = "held_out_late"  # about one of the user's latest posts (the time split's test side)
+TRAIN, TEST = "train", "test"
+MESSAGE_TYPE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])
+
+SFT_SCHEMA = pa.schema(
+    [
+        pa.field(EXAMPLE_ID, pa.string(), nullable=False),
+        pa.field(TASK, pa.string(), nullable=False),
+        pa.field(PLATFORM, pa.string(), nullable=False),
+        pa.field(USER_ID, pa.string(), nullable=False),
+        pa.field(SUBJECT_ID, pa.string()),
+        pa.field(SUBJECT_TS, TS_TYPE),
+        pa.field(MESSAGES, pa.list_(MESSAGE_TYPE), nullable=False),
+        pa.field(N_TOKENS, pa.int32()),
+        pa.field(TARGET_TOKENS, pa.int32()),
+        pa.field(RANK, pa.uint64()),
+        pa.field(HELD_OUT_LATE, pa.bool_()),
+        pa.field(SPLIT, pa.string()),
+    ]
+)
+
+# Examples the builder dropped, with the reason (target bounds, token limit, benchmark overlap, caps).
+SFT_REJECT_SCHEMA = pa.schema(
+    [
+        pa.field(EXAMPLE_ID, pa.string(), nullable=False),
+        pa.field(TASK, pa.string(), nullable=False),
+        pa.field(PLATFORM, pa.string(), nullable=False),
+        pa.field(USER_ID, pa.string(), nullable=False),
+        pa.field(REASON, pa.string(), nullable=False),
+        pa.field(DETAIL, pa.string()),
+    ]
+)

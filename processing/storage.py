@@ -146,6 +146,21 @@ class RunRoot:
             out.write(data)
         self.fs.move(tmp, final)
 
+    def put_file(self, local_path: str, rel: str) -> None:
+        """Move a finished local file into place atomically (uploaded on S3); the local file is gone after."""
+        final = self.path(rel)
+        try:
+            if isinstance(self.fs, pafs.S3FileSystem):
+                pafs.copy_files(local_path, final, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs)
+            else:
+                self._makedirs(final)
+                tmp_final = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+                shutil.move(local_path, tmp_final)  # a copy when /tmp is another device
+                os.replace(tmp_final, final)
+        finally:
+            if os.path.exists(local_path):
+                os.remove(local_path)
+
     def read_bytes(self, rel: str) -> bytes:
         with self.fs.open_input_stream(self.path(rel)) as f:
             return f.read()
@@ -219,19 +234,7 @@ class ParquetShardWriter:
 
     def close(self) -> None:
         self._writer.close()
-        final = self.root.path(self.rel)
-        try:
-            if isinstance(self.root.fs, pafs.S3FileSystem):
-                pafs.copy_files(self._tmp, final, source_filesystem=pafs.LocalFileSystem(),
-                                destination_filesystem=self.root.fs)
-            else:
-                self.root._makedirs(final)
-                tmp_final = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
-                shutil.move(self._tmp, tmp_final)  # a copy when /tmp is another device
-                os.replace(tmp_final, final)
-        finally:
-            if os.path.exists(self._tmp):
-                os.remove(self._tmp)
+        self.root.put_file(self._tmp, self.rel)
 
     def abort(self) -> None:
         try:

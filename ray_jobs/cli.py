@@ -6,7 +6,7 @@ import logging
 import sys
 
 from processing.config import ConfigError
-from ray_jobs import curate, synthesize, train_quality
+from ray_jobs import build_sft, curate, synthesize, train_quality
 from ray_jobs.common import setup_logging
 
 
@@ -19,8 +19,8 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    """Every stage built so far, in order: curate, then synthesis."""
-    return curate.run(args) or synthesize.run(args)
+    """Every stage built so far, in order: curate, synthesis, the SFT dataset."""
+    return curate.run(args) or synthesize.run(args) or build_sft.run(args)
 
 
 def _distill(args: argparse.Namespace) -> int:
@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy = sub.add_parser("synthesize", help="LLM annotations of curated events: tags, user level, post level, judge")
     curate.add_arguments(sy)
     sy.set_defaults(func=synthesize.run)
+    b = sub.add_parser("build-sft", help="SFT tasks from the accepted annotations: caps, token limit, split, leakage check")
+    curate.add_arguments(b)
+    b.set_defaults(func=build_sft.run)
     d = sub.add_parser("distill-quality", help="train the fastText quality classifier from the LLM quality tags")
     train_quality.add_arguments(d)
     d.set_defaults(func=_distill)

@@ -299,8 +299,10 @@ def user_requests(events: pa.Table, tags: Tags, syn: SynthesisConfig, renderer: 
                 spec = load_spec(kind)
                 out.append(Request(kind, user, user, platform, i, build_messages(spec, history=history, platform=platform),
                                    spec.max_tokens))
-        v2 = tags.v2_posts(rows)
-        if platform != S.AMAZON and v2 and wanted(syn, "writing_style"):
+        # Style from the v2-kept (social, safe) posts; Amazon reviews are rarely "social events", so a
+        # shopper's style comes from the qualified reviews (review imitation types 3-4 need it).
+        v2 = q if platform == S.AMAZON else tags.v2_posts(rows)
+        if v2 and wanted(syn, "writing_style"):
             spec = load_spec("writing_style")
             style_history = history_block(platform, v2, [tags.rewrite_v2.get(r[S.EVENT_ID]) or r[S.TEXT] for r in v2],
                                           syn.user_history_tokens, renderer, per_post)

@@ -1,0 +1,57 @@
+"""Item selection (Amazon, PAPER.md 5): from the person and/or their purchases, pick the item they bought
+next among 20 candidates (the true item and 19 items they never bought, shuffled)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from synthesis.tasks.bundle import Post, UserBundle, qualified
+from synthesis.tasks.common import BuildContext, Example, choose_person, person_values
+from synthesis.tasks.wording import render
+
+
+def _target_index(reviews: list[Post], ctx: BuildContext) -> int:
+    """The last qualified review if it is at index >= item_min_index, else the last review."""
+    include = ctx.cfg.untagged_posts == "include"
+    good = [i for i, p in enumerate(reviews) if qualified(p, include)]
+    return good[-1] if good and good[-1] >= ctx.cfg.item_min_index else len(reviews) - 1
+
+
+def item_selection(b: UserBundle, ctx: BuildContext) -> Iterator[Example]:
+    """Persona/profile and/or up to 30 purchased titles (50/15/35%) + 20 candidates -> the next item."""
+    task = "item_selection"
+    cfg = ctx.cfg
+    reviews = [p for p in b.posts if p.kind == "review" and p.item_id]
+    if not reviews:
+        return
+    t = _target_index(reviews, ctx)
+    target = reviews[t]
+    eid = ctx.example_id(task, b, target.event_id)
+    rng = ctx.rng(eid)
+    modes, weights = zip(*sorted(cfg.item_inputs.items()))
+    mode = rng.choices(modes, weights=weights)[0]
+    person = choose_person(b, rng)
+    history = list(dict.fromkeys(p.item_name for p in reviews[:t] if p.item_name != target.item_name))
+    history = history[-cfg.item_history:]
+    if mode != "history" and person is None:
+        mode = "history"  # no accepted persona/profile: the history alone
+    if mode == "history" and not history:
+        if person is None:
+            ctx.skip(task, "no earlier purchase and no persona or profile")
+            return
+        mode = "persona"
+    bought = {p.item_name for p in reviews}
+    pool = sorted({name for name in ctx.items.values() if name and name not in bought})
+    need = cfg.item_candidates - 1
+    if len(pool) < need:
+        ctx.skip(task, f"fewer than {need} items the user never bought")
+        return
+    candidates = rng.sample(pool, need) + [target.item_name]
+    rng.shuffle(candidates)
+    parts = []
+    if mode in ("persona", "both"):
+        parts.append(render("item_selection_persona", eid, **person_values(*person)))
+    if mode in ("history", "both") and history:
+        parts.append(render("item_selection_history", eid, history="\n".join(f"- {h}" for h in history)))
+    text = render(task, eid, context="\n\n".join(parts), n=len(candidates),
+                  candidates="\n".join(f"{i}. {c}" for i, c in enumerate(candidates, 1)))
+    yield ctx.example(eid, task, b, target.event_id, target.ts, text, target.item_name)

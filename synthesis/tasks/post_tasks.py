@@ -1,0 +1,59 @@
+"""Post-level SFT tasks from accepted annotations (PAPER.md 5): the four social-QA variants and the
+scenario, story, behaviour-story and thoughts generations."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from synthesis.tasks.bundle import UserBundle
+from synthesis.tasks.common import BuildContext, Example, about, choose_person, person_values
+from synthesis.tasks.wording import render
+
+SQA_TASKS = ("sqa_general", "sqa_thoughts", "sqa_actions", "sqa_reason")
+# task -> (inputs, target) fields of its annotation
+SCENARIO_FIELDS = {
+    "long_scenario": (("summary", "characters"), "scenario"),
+    "single_story": (("background", "characters"), "plots"),
+    "behavior_story": (("background", "characters"), "story"),
+    "thoughts": (("background", "characters"), "thoughts"),
+}
+
+
+def social_qa(task: str):
+    """The builder of one social-QA variant: persona or profile (at random) + scenario + question -> answer."""
+
+    def build(b: UserBundle, ctx: BuildContext) -> Iterator[Example]:
+        for post in b.posts:
+            qa = post.annotations.get(task)
+            if qa is None:
+                continue
+            eid = ctx.example_id(task, b, post.event_id)
+            chosen = choose_person(b, ctx.rng(eid))
+            if chosen is None:
+                ctx.skip(task, "needs an accepted persona or profile")
+                continue
+            text = render("social_qa", eid, scenario=qa["scenario"], question=qa["question"],
+                          words=about(qa["answer"]), **person_values(*chosen))
+            yield ctx.example(eid, task, b, post.event_id, post.ts, text, qa["answer"])
+
+    build.__name__ = build.__qualname__ = task
+    build.__doc__ = f"Social QA ({task}): persona or profile + scenario + question -> third-person answer."
+    return build
+
+
+def scenario(task: str):
+    """The builder of one scenario/story task: its annotation's inputs -> its long text."""
+    inputs, target_field = SCENARIO_FIELDS[task]
+
+    def build(b: UserBundle, ctx: BuildContext) -> Iterator[Example]:
+        for post in b.posts:
+            ann = post.annotations.get(task)
+            if ann is None:
+                continue
+            eid = ctx.example_id(task, b, post.event_id)
+            target = ann[target_field]
+            text = render(task, eid, words=about(target), **{k: ann[k] for k in inputs})
+            yield ctx.example(eid, task, b, post.event_id, post.ts, text, target)
+
+    build.__name__ = build.__qualname__ = task
+    build.__doc__ = f"{task}: {' + '.join(inputs)} -> {target_field}."
+    return build
