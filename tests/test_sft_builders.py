@@ -248,7 +248,11 @@ def test_ngram_index_catches_a_planted_item(tmp_path):
     (tmp_path / "bench.jsonl").write_text(json.dumps({"story": story, "question": "Where?"}) + "\n")
     index = NgramIndex.build([str(tmp_path)], 13)
     assert index.files == [str(tmp_path / "bench.jsonl")] and len(index.hashes) == len(story.split()) - 12
-    assert index.overlaps("Yesterday, " + story.upper() + "! Then we left.") == len(story.split()) - 12
-    assert index.overlaps("Sally put the marble in her basket and left the room.") == 0
-    assert NgramIndex.from_bytes(index.to_bytes()).hashes.tolist() == index.hashes.tolist()
+    (tmp_path / "other.json").write_text(json.dumps([{"text": "An unrelated item about a cat who sat on the mat all day long in the sun"}]))
+    index = NgramIndex.build([str(tmp_path / "*.json*")], 13)
+    planted = "Yesterday, " + story.upper() + "! Then we left."
+    assert index.matches(planted) == (len(story.split()) - 12, str(tmp_path / "bench.jsonl"))
+    assert index.matches("Sally put the marble in her basket and left the room.") == (0, None)
+    again = NgramIndex.from_bytes(index.to_bytes())
+    assert again.hashes.tolist() == index.hashes.tolist() and again.matches(planted) == index.matches(planted)
     assert len(ngram_hashes("too short", 13)) == 0

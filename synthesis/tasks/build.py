@@ -65,6 +65,7 @@ def build_examples(events: pa.Table, tags: pa.Table, user_annotations: pa.Table,
         target_tokens += target
     rows, rejects = [], []
     built: Counter = Counter()
+    leaked: Counter = Counter()
     for ex, n, t in zip(examples, n_tokens, target_tokens):
         built[(ex.platform, ex.task)] += 1
         lo, hi = cfg.target_tokens.get(ex.task, (0, None))
@@ -74,9 +75,10 @@ def build_examples(events: pa.Table, tags: pa.Table, user_annotations: pa.Table,
         if n > cfg.max_tokens:
             rejects.append(_reject(ex, "over the token limit", f"{n} tokens > {cfg.max_tokens}"))
             continue
-        hits = index.overlaps("\n".join(m["content"] for m in ex.messages)) if index is not None else 0
+        hits, source = index.matches("\n".join(m["content"] for m in ex.messages)) if index is not None else (0, None)
         if hits:
-            rejects.append(_reject(ex, "benchmark overlap", f"{hits} shared {index.n}-grams"))
+            rejects.append(_reject(ex, "benchmark overlap", f"{hits} shared {index.n}-grams with {source}"))
+            leaked[(ex.platform, source)] += 1
             continue
         rows.append({S.EXAMPLE_ID: ex.example_id, S.TASK: ex.task, S.PLATFORM: ex.platform, S.USER_ID: ex.user_id,
                      S.SUBJECT_ID: ex.subject_id, S.SUBJECT_TS: ex.subject_ts, S.MESSAGES: ex.messages,
@@ -84,9 +86,12 @@ def build_examples(events: pa.Table, tags: pa.Table, user_annotations: pa.Table,
                      S.HELD_OUT_LATE: ex.subject_id in late, S.SPLIT: None})
     table = pa.Table.from_pylist(rows, schema=S.SFT_SCHEMA).sort_by(S.EXAMPLE_ID)
     rej = pa.Table.from_pylist(rejects, schema=S.SFT_REJECT_SCHEMA).sort_by(S.EXAMPLE_ID)
-    stats: dict = {"built": defaultdict(dict), "rejected": defaultdict(dict), "skipped": defaultdict(dict)}
+    stats: dict = {"built": defaultdict(dict), "rejected": defaultdict(dict), "skipped": defaultdict(dict),
+                   "leaked_from": defaultdict(dict)}
     for (platform, task), n in built.items():
         stats["built"][platform][task] = n
+    for (platform, source), n in leaked.items():
+        stats["leaked_from"][platform][source] = n
     for r in rejects:
         by_reason = stats["rejected"][r[S.PLATFORM]]
         by_reason[r[S.REASON]] = by_reason.get(r[S.REASON], 0) + 1

@@ -75,6 +75,10 @@ def dataset_card(stats: dict) -> str:
     leak = stats.get("leakage", {})
     lines += ["", f"Leakage check: {leak.get('n')}-gram overlap with {leak.get('benchmark_files', 0)} benchmark files "
               f"({leak.get('ngrams', 0)} distinct n-grams); overlapping examples are in the `benchmark overlap` rows."]
+    leaked = [[p, source, n] for p, by_file in sorted(stats.get("leaked_from", {}).items())
+              for source, n in sorted(by_file.items())]
+    if leaked:
+        lines += ["", *_table(["platform", "benchmark file", "examples dropped"], leaked)]
     skipped = [[p, t, reason, n] for p, by_task in sorted(stats.get("skipped", {}).items())
                for t, reasons in sorted(by_task.items()) for reason, n in sorted(reasons.items())]
     if skipped:

@@ -102,35 +102,45 @@ def ngram_hashes(text: str, n: int) -> np.ndarray:
 
 
 class NgramIndex:
-    """The sorted, unique n-gram hashes of a set of benchmark files."""
+    """The sorted, unique n-gram hashes of a set of benchmark files, with the file each first came from."""
 
-    def __init__(self, hashes: np.ndarray, n: int, files: list[str]):
-        self.hashes, self.n, self.files = hashes, n, files
+    def __init__(self, hashes: np.ndarray, sources: np.ndarray, n: int, files: list[str]):
+        self.hashes, self.sources, self.n, self.files = hashes, sources, n, files
 
     @classmethod
     def build(cls, patterns: list[str], n: int) -> "NgramIndex":
         files = benchmark_files(patterns)
-        parts = [ngram_hashes(t, n) for path in files for t in file_texts(path)]
-        hashes = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.uint64)
+        parts, owners = [], []
+        for i, path in enumerate(files):
+            for text in file_texts(path):
+                grams = ngram_hashes(text, n)
+                parts.append(grams)
+                owners.append(np.full(len(grams), i, dtype=np.int32))
+        if parts:
+            hashes, first = np.unique(np.concatenate(parts), return_index=True)
+            sources = np.concatenate(owners)[first]
+        else:
+            hashes, sources = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int32)
         log.info("leakage index: %d distinct %d-grams from %d benchmark files", len(hashes), n, len(files))
-        return cls(hashes, n, files)
+        return cls(hashes, sources, n, files)
 
-    def overlaps(self, text: str) -> int:
-        """How many of the text's n-grams occur in a benchmark."""
-        if not len(self.hashes):
-            return 0
-        grams = ngram_hashes(text, self.n)
+    def matches(self, text: str) -> tuple[int, str | None]:
+        """How many of the text's n-grams occur in a benchmark, and the file of the first one."""
+        grams = ngram_hashes(text, self.n) if len(self.hashes) else np.empty(0, dtype=np.uint64)
         if not len(grams):
-            return 0
-        pos = np.searchsorted(self.hashes, grams)  # the hashes are sorted and unique
-        return int((self.hashes[np.minimum(pos, len(self.hashes) - 1)] == grams).sum())
+            return 0, None
+        pos = np.minimum(np.searchsorted(self.hashes, grams), len(self.hashes) - 1)  # hashes: sorted, unique
+        hit = self.hashes[pos] == grams
+        if not hit.any():
+            return 0, None
+        return int(hit.sum()), self.files[int(self.sources[pos[hit][0]])]
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, hashes=self.hashes, n=np.array(self.n), files=np.array(self.files, dtype=object))
+        np.savez(buf, hashes=self.hashes, sources=self.sources, n=np.array(self.n), files=np.array(self.files))
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "NgramIndex":
-        z = np.load(io.BytesIO(data), allow_pickle=True)
-        return cls(z["hashes"], int(z["n"]), [str(f) for f in z["files"]])
+        z = np.load(io.BytesIO(data))
+        return cls(z["hashes"], z["sources"], int(z["n"]), [str(f) for f in z["files"]])
