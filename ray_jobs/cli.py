@@ -6,7 +6,7 @@ import logging
 import sys
 
 from processing.config import ConfigError
-from ray_jobs import build_sft, curate, synthesize, train_quality
+from ray_jobs import build_sft, curate, synthesize, train, train_quality
 from ray_jobs.common import setup_logging
 
 
@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build-sft", help="SFT tasks from the accepted annotations: caps, token limit, split, leakage check")
     curate.add_arguments(b)
     b.set_defaults(func=build_sft.run)
+    tr = sub.add_parser("train", help="SFT on Ray Train + DeepSpeed, then the merge with the base model")
+    train.add_arguments(tr)
+    tr.set_defaults(func=train.run)
+    m = sub.add_parser("merge", help="LM-Cocktail weighted average of a tuned model and its base")
+    train.add_merge_arguments(m)
+    m.set_defaults(func=train.merge)
     d = sub.add_parser("distill-quality", help="train the fastText quality classifier from the LLM quality tags")
     train_quality.add_arguments(d)
     d.set_defaults(func=_distill)

@@ -1,0 +1,59 @@
+"""Entry point of the training stage: `python ray_jobs/train.py --config configs/local.yaml` (also
+`humanllm train ...`, or `ray job submit --working-dir . -- python ray_jobs/train.py ...`): SFT on Ray
+Train + DeepSpeed, then the LM-Cocktail merge with the base model (<output_dir>/tuned, merged)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script too
+
+from ray_jobs.common import init_ray, load, setup_logging  # noqa: E402
+
+log = logging.getLogger("humanllm")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, help="pipeline YAML (see configs/local.yaml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.max_steps=10")
+
+
+def run(args: argparse.Namespace) -> int:
+    from train.launcher import resolved, run_training
+    from train.merge import merge_models
+
+    cfg = load(args.config, args.set)
+    init_ray(cfg)
+    metrics = run_training(cfg)
+    t = resolved(cfg)
+    merge_models(metrics["tuned"], t.model, os.path.join(t.output_dir, "merged"), tuple(t.merge_weights))
+    log.info("training done: %s", json.dumps(metrics, default=str))
+    return 0
+
+
+def merge(args: argparse.Namespace) -> int:
+    from train.merge import merge_models
+
+    merge_models(args.tuned, args.base, args.out, (args.weight, 1.0 - args.weight))
+    return 0
+
+
+def add_merge_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tuned", required=True, help="the fine-tuned model folder")
+    p.add_argument("--base", required=True, help="its base model (folder, hub id or smollm2)")
+    p.add_argument("--out", required=True, help="where to write the merged model")
+    p.add_argument("--weight", type=float, default=0.5, help="weight of the tuned model (the base gets 1 - weight)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    add_arguments(p)
+    setup_logging()
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Training: assistant-only labels and packing checked token by token, the loop without Ray (resume
+after a hard exit), Ray Train + DeepSpeed ZeRO-2/3 on 2 CPU workers (loss falls, same seed same losses,
+kill and rerun by name, W&B offline files from rank 0 only), merge and export."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from processing.config import parse_config
+from synthesis.local_models import tiny_chat_model
+from synthesis.tasks.stage import run_build_sft
+from tests.conftest import REPO
+from tests.sft_fixtures import write_sft_run_root
+from train.merge import average_state_dicts, merge_models
+from train.models import load_tokenizer
+from train.sequences import IGNORE, encode, encode_all, pack, packed_batch, packing_efficiency
+
+CONVERSATION = [{"role": "user", "content": "Where did Mia go after work?"},
+                {"role": "assistant", "content": "She went climbing with her sister."}]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return tiny_chat_model(str(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+@pytest.fixture(scope="module")
+def sft_export(tmp_path_factory) -> str:
+    root = str(tmp_path_factory.mktemp("sft") / "run")
+    write_sft_run_root(root)
+    run_build_sft(parse_config({"run_root": root, "salt": "t",
+                                "synthesis": {"platforms": ["reddit", "blogger", "amazon"]},
+                                "sft": {"leakage": {"benchmarks": []}}}), use_ray=False)
+    return f"{root}/sft/export"
+
+
+def _train_cfg(tiny: str, data: str, tmp: Path, **over) -> dict:
+    return {"model": tiny, "data": data, "output_dir": str(tmp / "out"), "storage_path": str(tmp / "ckpt"),
+            "name": "run", "max_seq_len": 1024, "grad_accum": 2, "lr": 2e-3, "max_steps": 6, "eval_every": 3,
+            "save_every": 3, "eval_examples": 16, "deepspeed": str(REPO / "configs/deepspeed/zero2.yaml"),
+            "wandb": {"mode": "offline"}, **over}
+
+
+def test_labels_cover_exactly_the_assistant_tokens(tiny):
+    for name in (tiny, "smollm2"):
+        tok = load_tokenizer(name)
+        enc, truncated = encode(tok, CONVERSATION, 4096)
+        assert not truncated
+        labelled = [t for t in enc.labels if t != IGNORE]
+        assert tok.decode(labelled).startswith(CONVERSATION[1]["content"])
+        assert tok.decode(labelled) == CONVERSATION[1]["content"] + "<|im_end|>"
+        # every labelled token is the input token at the same position
+        assert all(label in (IGNORE, i) for i, label in zip(enc.input_ids, enc.labels))
+    tok = load_tokenizer(tiny)  # the tiny template has {% generation %} markers: transformers' own mask agrees
+    ref = tok.apply_chat_template(CONVERSATION, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    enc, _ = encode(tok, CONVERSATION, 4096)
+    assert enc.input_ids == list(ref["input_ids"])
+    assert [int(label != IGNORE) for label in enc.labels] == list(ref["assistant_masks"])
+
+
+def test_truncation_never_leaves_an_all_masked_target(tiny):
+    tok = load_tokenizer(tiny)
+    long_prompt = [{"role": "user", "content": "word " * 400}, CONVERSATION[1]]
+    examples, stats = encode_all(tok, [CONVERSATION, long_prompt], max_len=64)
+    assert stats.dropped_no_target == 1 and stats.truncated == 1 and stats.kept == 1
+    assert all(any(label != IGNORE for label in e.labels) for e in examples)
+    cut, truncated = encode(tok, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "word " * 200}], 40)
+    assert truncated and cut.labels[-1] != IGNORE and len(cut.input_ids) == 40
+
+
+def test_packing_restarts_positions_and_blocks_attention_across_examples(tiny):
+    from transformers import AutoModelForCausalLM
+
+    tok = load_tokenizer(tiny)
+    convs = [[{"role": "user", "content": f"question {i} " * (3 + i)},
+              {"role": "assistant", "content": f"answer {i} " * (2 + 2 * i)}] for i in range(5)]
+    examples, _ = encode_all(tok, convs, 512)
+    packs = pack([len(e.input_ids) for e in examples], capacity=200)
+    assert sorted(i for p in packs for i in p.members) == list(range(5))
+    assert all(p.length <= 200 for p in packs)
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32, attn_implementation="sdpa").eval()
+    for p in packs:
+        batch = packed_batch(examples, p.members)
+        starts = [0]
+        for i in p.members[:-1]:
+            starts.append(starts[-1] + len(examples[i].input_ids))
+        pos = batch["position_ids"][0].tolist()
+        assert [k for k, v in enumerate(pos) if v == 0] == starts
+        assert batch["labels"][0].tolist() == [x for i in p.members for x in examples[i].labels]
+        with torch.no_grad():
+            packed_logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                                      use_cache=False).logits[0]  # no KV cache, as in training
+            for start, i in zip(starts, p.members):
+                alone = model(input_ids=torch.tensor([examples[i].input_ids]), use_cache=False).logits[0]
+                torch.testing.assert_close(packed_logits[start:start + len(alone)], alone, atol=1e-4, rtol=1e-4)
+
+
+def test_packing_efficiency_on_mixed_lengths():
+    import random
+
+    rng = random.Random(0)
+    lengths = [rng.randint(50, 800) for _ in range(2000)]
+    packs = pack(lengths, 4096)
+    assert sorted(i for p in packs for i in p.members) == list(range(2000))
+    assert packing_efficiency(packs, 4096) >= 0.95
+
+
+def _run_loop(cfg: dict, env: dict | None = None) -> subprocess.CompletedProcess:
+    code = ("import json, logging, sys; from train.loop import train_loop; logging.basicConfig(level=logging.INFO); "
+            "print('METRICS ' + json.dumps(train_loop({'train': json.loads(sys.argv[1])})))")
+    return subprocess.run([sys.executable, "-c", code, json.dumps(cfg)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "DS_ACCELERATOR": "cpu", **(env or {})}, timeout=900)
+
+
+def _metrics(proc: subprocess.CompletedProcess) -> dict:
+    line = [x for x in proc.stdout.splitlines() if x.startswith("METRICS ")]
+    assert line, proc.stderr[-3000:]
+    return json.loads(line[-1][len("METRICS "):])
+
+
+def test_loop_without_ray_resumes_after_a_hard_exit(tiny, sft_export, tmp_path):
+    full = _metrics(_run_loop(_train_cfg(tiny, sft_export, tmp_path / "a")))
+    first = _run_loop(_train_cfg(tiny, sft_export, tmp_path / "b", exit_at_step=3))
+    assert first.returncode == 1 and "exiting hard after the checkpoint" in first.stderr
+    again = _run_loop(_train_cfg(tiny, sft_export, tmp_path / "b", exit_at_step=3))
+    assert "resumed from" in again.stderr and "at step 3" in again.stderr
+    resumed = _metrics(again)
+    assert resumed["step"] == full["step"] == 6
+    assert resumed["loss"] == pytest.approx(full["loss"], rel=1e-6)
+    assert resumed["eval_loss"] == pytest.approx(full["eval_loss"], rel=1e-6)
+    tuned = tmp_path / "b" / "out" / "tuned"
+    assert (tuned / "config.json").exists() and (tuned / "tokenizer_config.json").exists()
+
+
+def test_merge_is_the_weighted_average_and_the_export_generates(tiny, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    tuned = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(torch.randn_like(p))
+    tuned.register_buffer("step_count", torch.tensor([7], dtype=torch.int64))
+    base.register_buffer("step_count", torch.tensor([1], dtype=torch.int64))
+    merged = average_state_dicts(tuned.state_dict(), base.state_dict(), (0.3, 0.7))
+    name = "model.layers.0.self_attn.q_proj.weight"
+    torch.testing.assert_close(merged[name], 0.3 * tuned.state_dict()[name] + 0.7 * base.state_dict()[name])
+    assert merged["step_count"].tolist() == [7]
+    with pytest.raises(ValueError, match="sum to 1"):
+        average_state_dicts(tuned.state_dict(), base.state_dict(), (0.5, 0.6))
+    tuned_dir = tmp_path / "tuned"
+    tuned.save_pretrained(tuned_dir)
+    AutoTokenizer.from_pretrained(tiny).save_pretrained(tuned_dir)
+    out = merge_models(str(tuned_dir), tiny, str(tmp_path / "merged"))
+    reloaded = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    torch.testing.assert_close(reloaded.state_dict()[name],
+                               0.5 * tuned.state_dict()[name] + 0.5 * base.state_dict()[name])
+    tok = AutoTokenizer.from_pretrained(out)
+    ids = tok.apply_chat_template(CONVERSATION[:1], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    new = reloaded.generate(**ids, max_new_tokens=5, do_sample=False)
+    assert new.shape[1] == ids["input_ids"].shape[1] + 5
+
+
+def _ray_cfg(tiny: str, data: str, tmp: Path, name: str, **over):
+    train = _train_cfg(tiny, data, tmp, **{"name": name, "num_workers": 2, "storage_path": str(tmp / "ray"),
+                                           "output_dir": str(tmp / name), **over})
+    return parse_config({"run_root": str(tmp), "salt": "t", "train": train})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("zero", ["zero2", "zero3"])
+def test_ray_train_deepspeed_two_workers(ray_cluster, tiny, sft_export, tmp_path, zero):
+    from train.launcher import run_training
+
+    ds = str(REPO / f"configs/deepspeed/{zero}.yaml")
+    m = run_training(_ray_cfg(tiny, sft_export, tmp_path, "a", deepspeed=ds))
+    assert m["step"] == 6 and torch.isfinite(torch.tensor(m["loss"]))
+    history = _wandb_history(tmp_path / "a")
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["eval_loss"] < history[0].get("eval_loss", history[2]["eval_loss"]) or \
+        history[-1]["eval_loss"] < history[2]["eval_loss"] + 1e-9
+    again = run_training(_ray_cfg(tiny, sft_export, tmp_path, "b", deepspeed=ds))
+    assert [h["loss"] for h in _wandb_history(tmp_path / "b")] == [h["loss"] for h in history]  # same seed
+    assert again["loss"] == m["loss"]
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(m["tuned"])  # the export reloads (gathered from ZeRO shards)
+
+
+def _wandb_history(out: Path, attempts: int = 1) -> list[dict]:
+    """The logged steps (metrics.jsonl); W&B wrote offline runs from world rank 0 only, one per attempt,
+    all with the same run id."""
+    runs = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == attempts, runs
+    assert len({r.name.rsplit("-", 1)[1] for r in runs}) == 1
+    assert all(next(r.glob("*.wandb")).stat().st_size > 0 for r in runs)
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_ray_train_killed_run_resumes_by_name(ray_cluster, tiny, sft_export, tmp_path):
+    from train.launcher import run_training
+
+    full = run_training(_ray_cfg(tiny, sft_export, tmp_path, "full"))
+    with pytest.raises(Exception, match="Training failed due to worker errors"):  # the first attempt exits after step 3
+        run_training(_ray_cfg(tiny, sft_export, tmp_path, "killed", exit_at_step=3))
+    resumed = run_training(_ray_cfg(tiny, sft_export, tmp_path, "killed", exit_at_step=3))
+    assert resumed["step"] == 6 and resumed["loss"] == pytest.approx(full["loss"], rel=1e-6)
+    steps = [h["step"] for h in _wandb_history(tmp_path / "killed", attempts=2)]
+    assert steps == [1, 2, 3, 4, 5, 6]  # the same W&B run id, continued after step 3
+    with pytest.raises(Exception, match="cannot be resharded"):
+        run_training(_ray_cfg(tiny, sft_export, tmp_path, "killed", num_workers=1, max_steps=9))

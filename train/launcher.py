@@ -1,0 +1,58 @@
+"""The Ray Train launcher: `TorchTrainer` (Train V2) over `train_loop` with the scaling, run,
+checkpoint and failure settings of the train config; rerunning with the same name resumes."""
+from __future__ import annotations
+
+import logging
+import os
+
+from processing.config import PipelineConfig, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def _absolute(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
+def resolved(cfg: PipelineConfig) -> TrainConfig:
+    """The train config with its paths filled from the run root and made absolute (workers do not
+    share the driver's working directory)."""
+    t = cfg.train
+    root = cfg.run_root.rstrip("/")
+    updates = {"data": t.data or f"{root}/sft/export", "output_dir": t.output_dir or f"{root}/model",
+               "storage_path": t.storage_path or f"{root}/train", "deepspeed": t.deepspeed}
+    updates = {k: _absolute(v) for k, v in updates.items()}
+    if os.path.isdir(t.model):
+        updates["model"] = _absolute(t.model)
+    return t.model_copy(update=updates)
+
+
+def run_training(cfg: PipelineConfig) -> dict:
+    """Fit on Ray Train; return the final metrics and the checkpoint path."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from train.loop import train_loop
+
+    t = resolved(cfg)
+    env = {"DS_ACCELERATOR": "cpu"} if not t.use_gpu else {}
+    if t.wandb.mode:
+        env["WANDB_MODE"] = t.wandb.mode
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"train": t.model_dump(mode="json")},
+        scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
+                                     resources_per_worker=dict(t.resources_per_worker)),
+        torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
+        run_config=RunConfig(name=t.name, storage_path=t.storage_path,
+                             checkpoint_config=CheckpointConfig(num_to_keep=t.num_to_keep),
+                             failure_config=FailureConfig(max_failures=t.max_failures),
+                             worker_runtime_env={"env_vars": env}),
+    )
+    log.info("training %s on %d worker(s) (%s), run %s under %s", t.model, t.num_workers,
+             "GPU" if t.use_gpu else "CPU", t.name, t.storage_path)
+    result = trainer.fit()
+    metrics = dict(result.metrics or {})
+    metrics["checkpoint"] = result.checkpoint.path if result.checkpoint else None
+    metrics["tuned"] = os.path.join(t.output_dir, "tuned")
+    return metrics

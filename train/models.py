@@ -1,0 +1,70 @@
+"""Loading the base model and tokenizer (a folder, a hub id, or `smollm2`), LoRA, and the Hugging Face
+export of the trained weights (gathered from ZeRO-3 shards when needed) with the tokenizer and its
+chat template."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+
+import torch
+
+from processing.config import TrainConfig
+from synthesis.engines import resolve_model
+
+log = logging.getLogger(__name__)
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(name))
+    if tok.chat_template is None:
+        raise ValueError(f"train.model {name!r}: the tokenizer has no chat template (use an instruct model's folder)")
+    return tok
+
+
+def attention_for(cfg: TrainConfig) -> str:
+    """flash_attention_2 on GPU when installed (varlen over packed sequences), else sdpa (block-causal
+    mask from the restarting position ids)."""
+    if cfg.attn_implementation:
+        return cfg.attn_implementation
+    return "flash_attention_2" if cfg.use_gpu and importlib.util.find_spec("flash_attn") else "sdpa"
+
+
+def load_model(cfg: TrainConfig, device: torch.device):
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.bfloat16 if cfg.use_gpu and cfg.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model), dtype=dtype,
+                                                 attn_implementation=attention_for(cfg))
+    model.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if cfg.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                                                 target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM"))
+    return model.to(device)
+
+
+def save_model(engine, tokenizer, cfg: TrainConfig, rank: int) -> str:
+    """Write the trained model (LoRA merged and unloaded) and tokenizer to <output_dir>/tuned on rank 0."""
+    out = os.path.join(cfg.output_dir, "tuned")
+    if engine.zero_optimization_stage() == 3:
+        state = engine._zero3_consolidated_16bit_state_dict()  # collective: every rank calls it
+    else:
+        state = engine.module.state_dict() if rank == 0 else None
+    if rank == 0:
+        module = engine.module
+        if cfg.lora.enabled:
+            module.load_state_dict(state)
+            module = module.merge_and_unload()
+            module.save_pretrained(out)
+        else:
+            module.save_pretrained(out, state_dict=state)
+        tokenizer.save_pretrained(out)
+        log.info("saved the tuned model to %s", out)
+    torch.distributed.barrier()
+    return out
