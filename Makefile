@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= configs/local.yaml
 
-.PHONY: install demo test test-fast bench bench-dedup bench-synthesize clean
+.PHONY: install demo test test-fast bench bench-dedup bench-synthesize bench-train clean
 
 install:
 	VENV=$(VENV) bash scripts/install.sh
@@ -28,6 +28,9 @@ bench-dedup: install
 
 bench-synthesize: install
 	$(PY) bench/synthesize.py
+
+bench-train: install
+	$(PY) bench/train.py
 
 clean:
 	rm -rf runs sample_data .pytest_cache

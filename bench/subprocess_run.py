@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import queue
 
 log = logging.getLogger(__name__)
 
@@ -13,7 +14,14 @@ def child(target, *args) -> dict:
     q = ctx.Queue()
     p = ctx.Process(target=_guard, args=(target, args, q))
     p.start()
-    out = q.get()
+    while True:
+        try:
+            out = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():  # died before reporting (a crash, or an import error in the child)
+                out = {"error": f"the child process exited with code {p.exitcode} before reporting"}
+                break
     p.join()
     if "error" in out:
         log.error("%s failed: %s", target.__name__, out["error"])

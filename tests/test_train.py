@@ -182,11 +182,11 @@ def test_ray_train_deepspeed_two_workers(ray_cluster, tiny, sft_export, tmp_path
     m = run_training(_ray_cfg(tiny, sft_export, tmp_path, "a", deepspeed=ds))
     assert m["step"] == 6 and torch.isfinite(torch.tensor(m["loss"]))
     history = _wandb_history(tmp_path / "a")
-    assert history[-1]["loss"] < history[0]["loss"]
-    assert history[-1]["eval_loss"] < history[0].get("eval_loss", history[2]["eval_loss"]) or \
-        history[-1]["eval_loss"] < history[2]["eval_loss"] + 1e-9
+    steps = [h for h in history if "loss" in h]
+    assert len(steps) == 6 and steps[-1]["loss"] < steps[0]["loss"]
+    assert history[0]["step"] == 0 and history[-1]["eval_loss"] < history[0]["eval_loss"]  # held-out loss falls
     again = run_training(_ray_cfg(tiny, sft_export, tmp_path, "b", deepspeed=ds))
-    assert [h["loss"] for h in _wandb_history(tmp_path / "b")] == [h["loss"] for h in history]  # same seed
+    assert [h.get("loss") for h in _wandb_history(tmp_path / "b")] == [h.get("loss") for h in history]  # same seed
     assert again["loss"] == m["loss"]
     from transformers import AutoModelForCausalLM
 
@@ -213,6 +213,33 @@ def test_ray_train_killed_run_resumes_by_name(ray_cluster, tiny, sft_export, tmp
     resumed = run_training(_ray_cfg(tiny, sft_export, tmp_path, "killed", exit_at_step=3))
     assert resumed["step"] == 6 and resumed["loss"] == pytest.approx(full["loss"], rel=1e-6)
     steps = [h["step"] for h in _wandb_history(tmp_path / "killed", attempts=2)]
-    assert steps == [1, 2, 3, 4, 5, 6]  # the same W&B run id, continued after step 3
+    assert steps == [0, 1, 2, 3, 4, 5, 6]  # the same W&B run id, continued after step 3
     with pytest.raises(Exception, match="cannot be resharded"):
         run_training(_ray_cfg(tiny, sft_export, tmp_path, "killed", num_workers=1, max_steps=9))
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_smollm2_sft_on_real_examples_lowers_the_held_out_loss(shared_data, tmp_path):
+    """SmolLM2-135M-Instruct (from its wheel) fine-tuned on a few hundred real writing-imitation
+    examples (the real samples curated and built here) without Ray: the held-out loss falls."""
+    import yaml
+
+    from processing.curate_stage import run_curate
+
+    data = yaml.safe_load((REPO / "configs" / "real_data.yaml").read_text())
+    for i in data["curate"]["inputs"]:
+        i["path"] = i["path"].replace("../shared/data", str(shared_data))
+    data.update(run_root=str(tmp_path / "real"))
+    data["sft"]["leakage"] = {"benchmarks": [str(shared_data / "bench_*")]}
+    cfg = parse_config(data)
+    run_curate(cfg, use_ray=False)
+    run_build_sft(cfg, use_ray=False)
+    train = {"model": "smollm2", "data": str(tmp_path / "real/sft/export"), "output_dir": str(tmp_path / "out"),
+             "storage_path": str(tmp_path / "ckpt"), "max_seq_len": 1024, "max_examples": 240, "eval_examples": 40,
+             "grad_accum": 4, "lr": 3e-5, "warmup_ratio": 0.1, "max_steps": 12, "eval_every": 12,
+             "save_every": 12, "deepspeed": str(REPO / "configs/deepspeed/zero2.yaml"), "wandb": {"mode": "offline"}}
+    metrics = _metrics(_run_loop(train))
+    history = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    before = history[0]["eval_loss"]
+    assert history[0]["step"] == 0 and metrics["eval_loss"] < before - 0.05, (before, metrics)

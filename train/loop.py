@@ -103,7 +103,7 @@ def train_loop(config: dict) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
 
     train_conv = load_conversations(cfg.data, "train", cfg.max_examples)
-    test_conv = load_conversations(cfg.data, "test", cfg.eval_examples)
+    test_conv = load_conversations(cfg.data, "test", cfg.eval_examples) if cfg.eval_examples != 0 else []
     train_ex, enc_stats = encode_all(tokenizer, train_conv, cfg.max_seq_len)
     test_ex, _ = encode_all(tokenizer, test_conv, cfg.max_seq_len)
     batches = micro_batches(train_ex, cfg.packing, cfg.max_seq_len, cfg.micro_batch_size)
@@ -138,6 +138,10 @@ def train_loop(config: dict) -> dict:
                  total_steps, world, f", resumed at step {state['step']}" if resumed else "")
 
     metrics: dict = {}
+    if not resumed:  # the held-out loss before any step: the baseline every later evaluation is read against
+        baseline = _evaluate(engine, eval_batches, device)
+        if tracker is not None and baseline is not None:
+            tracker.log({"step": 0, "eval_loss": baseline}, 0)
     window_loss, window_n, window_tokens, t0 = 0.0, 0, 0, time.perf_counter()
     micro = state["micro"]  # micro-batches consumed on this rank since the start (the data position)
     per_rank_epoch = per_epoch * cfg.grad_accum
@@ -162,7 +166,8 @@ def train_loop(config: dict) -> dict:
             torch.distributed.all_reduce(totals)
             tokens_per_s = float(totals[2]) / elapsed if elapsed else 0.0
             metrics = {"step": step, "epoch": micro / per_rank_epoch, "loss": float(totals[0] / totals[1]),
-                       "lr": scheduler.get_last_lr()[0] if scheduler else cfg.lr, "tokens_per_s": tokens_per_s}
+                       "lr": scheduler.get_last_lr()[0] if scheduler else cfg.lr, "tokens_per_s": tokens_per_s,
+                       "step_tokens": int(totals[2]), "step_seconds": elapsed}
             if cfg.use_gpu:
                 metrics["mfu"] = 6 * n_params * tokens_per_s / (cfg.peak_tflops * 1e12 * world)
             if step % cfg.eval_every == 0 or step == total_steps:
