@@ -103,7 +103,10 @@ def trl(model_dir: str, data_dir: str, seq_len: int, mode: str, threads: int, ba
               "bfd": dict(packing=True, packing_strategy="bfd", per_device_train_batch_size=1)}[mode]
     args = SFTConfig(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), max_length=seq_len, num_train_epochs=1,
                      learning_rate=1e-4, logging_steps=10**6, save_strategy="no", report_to="none", use_cpu=True,
-                     dataloader_num_workers=0, seed=0, gradient_checkpointing=False, **kwargs)  # ours recomputes nothing either
+                     dataloader_num_workers=0, seed=0, **kwargs,
+                     # like for like with ours on CPU: fp32 (TRL turns bf16 autocast on by default, ~10x slower
+                     # on CPUs without bf16 units) and no activation recomputation (TRL's default is on)
+                     bf16=False, fp16=False, gradient_checkpointing=False)
     timing: dict = {}
     seen = {"tokens": 0}
 

@@ -74,8 +74,15 @@ def test_truncation_never_leaves_an_all_masked_target(tiny):
     assert truncated and cut.labels[-1] != IGNORE and len(cut.input_ids) == 40
 
 
-def test_packing_restarts_positions_and_blocks_attention_across_examples(tiny):
+@pytest.mark.parametrize("attention", ["sdpa", "packed_sdpa"])
+def test_packing_restarts_positions_and_blocks_attention_across_examples(tiny, attention):
+    """Packed logits equal each example run alone: sdpa's block-causal mask from the position ids, and
+    packed_sdpa (sdpa per example, what CPU training uses)."""
     from transformers import AutoModelForCausalLM
+
+    from train.attention import register
+
+    register()
 
     tok = load_tokenizer(tiny)
     convs = [[{"role": "user", "content": f"question {i} " * (3 + i)},
@@ -84,7 +91,8 @@ def test_packing_restarts_positions_and_blocks_attention_across_examples(tiny):
     packs = pack([len(e.input_ids) for e in examples], capacity=200)
     assert sorted(i for p in packs for i in p.members) == list(range(5))
     assert all(p.length <= 200 for p in packs)
-    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32, attn_implementation="sdpa").eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32, attn_implementation=attention).eval()
+    alone_model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32, attn_implementation="sdpa").eval()
     for p in packs:
         batch = packed_batch(examples, p.members)
         starts = [0]
@@ -97,7 +105,7 @@ def test_packing_restarts_positions_and_blocks_attention_across_examples(tiny):
             packed_logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
                                       use_cache=False).logits[0]  # no KV cache, as in training
             for start, i in zip(starts, p.members):
-                alone = model(input_ids=torch.tensor([examples[i].input_ids]), use_cache=False).logits[0]
+                alone = alone_model(input_ids=torch.tensor([examples[i].input_ids]), use_cache=False).logits[0]
                 torch.testing.assert_close(packed_logits[start:start + len(alone)], alone, atol=1e-4, rtol=1e-4)
 
 

@@ -25,11 +25,17 @@ def load_tokenizer(name: str):
 
 
 def attention_for(cfg: TrainConfig) -> str:
-    """flash_attention_2 on GPU when installed (varlen over packed sequences), else sdpa (block-causal
-    mask from the restarting position ids)."""
+    """flash_attention_2 on GPU when installed (varlen over packed sequences); else `packed_sdpa` for
+    packed sequences (sdpa per example) and sdpa for padded batches."""
     if cfg.attn_implementation:
         return cfg.attn_implementation
-    return "flash_attention_2" if cfg.use_gpu and importlib.util.find_spec("flash_attn") else "sdpa"
+    if cfg.use_gpu and importlib.util.find_spec("flash_attn"):
+        return "flash_attention_2"
+    if cfg.packing:
+        from train.attention import register
+
+        return register()
+    return "sdpa"
 
 
 def load_model(cfg: TrainConfig, device: torch.device):
@@ -58,6 +64,8 @@ def save_model(engine, tokenizer, cfg: TrainConfig, rank: int) -> str:
         state = engine.module.state_dict() if rank == 0 else None
     if rank == 0:
         module = engine.module
+        if module.config._attn_implementation == "packed_sdpa":  # training-only: exports load with sdpa
+            module.config._attn_implementation = "sdpa"
         if cfg.lora.enabled:
             module.load_state_dict(state)
             module = module.merge_and_unload()
