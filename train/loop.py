@@ -114,6 +114,8 @@ def train_loop(config: dict) -> dict:
         return packed_batch(examples, group.members) if cfg.packing else padded_batch(examples, group.members, pad_id)
 
     test_groups = micro_batches(test_ex, cfg.packing, cfg.max_seq_len, cfg.micro_batch_size)
+    # Every rank runs the same number of forward passes (ZeRO-3 gathers parameters collectively).
+    test_groups = test_groups[: len(test_groups) - len(test_groups) % world]
     eval_batches = [to_batch(test_ex, g) for g in test_groups[rank::world]]
     per_epoch = len(epoch_order(len(batches), cfg.seed, 0, world)) // world // cfg.grad_accum
     if per_epoch == 0:
