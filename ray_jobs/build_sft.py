@@ -8,26 +8,19 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script too
 
-from ray_jobs.common import init_ray, load, setup_logging  # noqa: E402
+from ray_jobs.common import entry_point, run_stage  # noqa: E402
 from ray_jobs.curate import add_arguments  # noqa: E402
 
 
 def run(args: argparse.Namespace) -> int:
     from synthesis.tasks.stage import run_build_sft
 
-    cfg = load(args.config, args.set)
-    if not args.no_ray:
-        init_ray(cfg)
-    run_build_sft(cfg, use_ray=not args.no_ray, restart=args.restart)
+    run_stage(args, run_build_sft)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    add_arguments(p)
-    setup_logging()
-    return run(p.parse_args(argv))
-
+    return entry_point(__doc__, add_arguments, run, argv)
 
 if __name__ == "__main__":
     sys.exit(main())

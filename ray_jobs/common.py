@@ -1,9 +1,11 @@
 """Shared edge code of the entry points: logging, config loading and Ray start-up."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
+from typing import Callable
 
 from processing.config import PipelineConfig, load_config
 
@@ -51,3 +53,20 @@ def init_ray(cfg: PipelineConfig) -> None:
     if len(root.handlers) > 1:
         root.removeHandler(root.handlers[0])
     log.info("Ray: %s", ray.cluster_resources())
+
+
+def run_stage(args: argparse.Namespace, stage: Callable[..., dict]) -> dict:
+    """Load the config (with --set overrides), start Ray unless --no-ray, run `stage(cfg, use_ray, restart)`."""
+    cfg = load(args.config, args.set)
+    if not args.no_ray:
+        init_ray(cfg)
+    return stage(cfg, use_ray=not args.no_ray, restart=args.restart)
+
+
+def entry_point(doc: str | None, add_arguments: Callable[[argparse.ArgumentParser], None],
+                run: Callable[[argparse.Namespace], int], argv: list[str] | None) -> int:
+    """The `main` of a ray_jobs script: parse arguments, set up logging, run."""
+    p = argparse.ArgumentParser(description=doc)
+    add_arguments(p)
+    setup_logging()
+    return run(p.parse_args(argv))

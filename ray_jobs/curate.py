@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script too
 
-from ray_jobs.common import init_ray, load, setup_logging  # noqa: E402
+from ray_jobs.common import entry_point, run_stage  # noqa: E402
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,19 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from processing.curate_stage import run_curate
 
-    cfg = load(args.config, args.set)
-    if not args.no_ray:
-        init_ray(cfg)
-    stats = run_curate(cfg, use_ray=not args.no_ray, restart=args.restart)
+    stats = run_stage(args, run_curate)
     return 1 if stats["accounting_errors"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    add_arguments(p)
-    setup_logging()
-    return run(p.parse_args(argv))
-
+    return entry_point(__doc__, add_arguments, run, argv)
 
 if __name__ == "__main__":
     sys.exit(main())

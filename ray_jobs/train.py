@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script too
 
-from ray_jobs.common import init_ray, load, setup_logging  # noqa: E402
+from ray_jobs.common import entry_point, init_ray, load  # noqa: E402
 
 log = logging.getLogger("humanllm")
 
@@ -49,11 +49,7 @@ def add_merge_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    add_arguments(p)
-    setup_logging()
-    return run(p.parse_args(argv))
-
+    return entry_point(__doc__, add_arguments, run, argv)
 
 if __name__ == "__main__":
     sys.exit(main())
