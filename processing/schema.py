@@ -341,3 +341,25 @@ SFT_REJECT_SCHEMA = pa.schema(
         pa.field(DETAIL, pa.string()),
     ]
 )
+
+
+# Evaluation (eval/). A benchmark item is one multiple-choice question; `answer` is the index of
+# the correct choice. One result row per (model, item, scoring method).
+ITEM_ID = "item_id"
+BENCHMARK = "benchmark"
+SUBSET = "subset"
+QUESTION = "question"
+CHOICES = "choices"
+ANSWER = "answer"
+MCQ_ITEM_SCHEMA = pa.schema(
+    [
+        pa.field(ITEM_ID, pa.string(), nullable=False),
+        pa.field(BENCHMARK, pa.string(), nullable=False),
+        pa.field(SUBSET, pa.string(), nullable=False),
+        pa.field(LANG, pa.string(), nullable=False),
+        pa.field(CONTEXT, pa.string(), nullable=False),
+        pa.field(QUESTION, pa.string(), nullable=False),
+        pa.field(CHOICES, pa.list_(pa.string()), nullable=False),
+        pa.field(ANSWER, pa.int32(), nullable=False),
+    ]
+)

@@ -6,7 +6,7 @@ import logging
 import sys
 
 from processing.config import ConfigError
-from ray_jobs import build_sft, curate, synthesize, train, train_quality
+from ray_jobs import build_sft, curate, evaluate, synthesize, train, train_quality
 from ray_jobs.common import setup_logging
 
 
@@ -19,8 +19,8 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    """Every stage built so far, in order: curate, synthesis, the SFT dataset."""
-    return curate.run(args) or synthesize.run(args) or build_sft.run(args)
+    """Every stage in order: curate, synthesis, the SFT dataset, training (+ merge), evaluation."""
+    return curate.run(args) or synthesize.run(args) or build_sft.run(args) or train.run(args) or evaluate.run(args)
 
 
 def _distill(args: argparse.Namespace) -> int:
@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("merge", help="LM-Cocktail weighted average of a tuned model and its base")
     train.add_merge_arguments(m)
     m.set_defaults(func=train.merge)
+    ev = sub.add_parser("evaluate", help="base vs tuned vs merged: held-out users' tasks, social-intelligence benchmarks, report.html")
+    curate.add_arguments(ev)
+    ev.set_defaults(func=evaluate.run)
     d = sub.add_parser("distill-quality", help="train the fastText quality classifier from the LLM quality tags")
     train_quality.add_arguments(d)
     d.set_defaults(func=_distill)

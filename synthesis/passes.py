@@ -113,7 +113,8 @@ def write_outputs(root: RunRoot, pass_name: str, table: pa.Table) -> int:
     return table.num_rows
 
 
-def _local_engine(engine: EngineConfig):
+def local_engine(engine: EngineConfig):
+    """The engine of a run without Ray (table or transformers), called on request batches in-process."""
     if engine.backend == "table":
         return TableEngine.from_file(engine.table)
     if engine.backend == "transformers":
@@ -137,7 +138,7 @@ def _round(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict[s
                  stats["completion_tokens"])
 
     if not use_ray:
-        gen = _local_engine(engine)
+        gen = local_engine(engine)
         for shard in shards:
             reqs = pending_requests(cfg, pass_name, shard, users[shard], render=True)
             for start in range(0, reqs.num_rows, engine.batch_size):
