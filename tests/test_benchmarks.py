@@ -6,12 +6,10 @@ import csv
 import functools
 import json
 import re
-import string
 from pathlib import Path
 
 import pytest
 
-import evaluation.items as items_module
 from evaluation.benchmarks import BENCHMARKS, DEFAULT_FOLDERS, load_benchmark
 from evaluation.benchmarks.common import letter_index, shuffle_choices, split_lettered, strip_letter, text_index
 from evaluation.items import LETTERS, MCQItem, items_table
@@ -47,17 +45,12 @@ EXPECTED = {
 TOTALS = {"socialiqa": 1954, "motivebench": 600, "tombench": 5720, "emobench": 1200, "hitom": 1200,
           "opentom": 13708, "bigtom": 2400, "tomi": 5994}
 every_benchmark = pytest.mark.parametrize("name", list(EXPECTED))
-LETTER_LABEL = re.compile(r"^\s*[A-Ja-j]\s*[.．、):：]")
+LETTER_LABEL = re.compile(r"^\s*[A-Ta-t]\s*[.．、):：]")
 
 
 @functools.cache
 def _items(name: str, data_dir: Path) -> list[MCQItem]:
-    # Hi-ToM has 15 choices (A-O); until evaluation.items.LETTERS has that many, load it with a wider alphabet
-    # here (test_hitom_fits_mcq_item marks the gap).
-    with pytest.MonkeyPatch.context() as mp:
-        if name == "hitom":
-            mp.setattr(items_module, "LETTERS", string.ascii_uppercase)
-        return load_benchmark(name, data_dir)
+    return load_benchmark(name, data_dir)
 
 
 def by_id(name: str, data_dir: Path) -> dict[str, MCQItem]:
@@ -103,11 +96,10 @@ def test_built_choice_sets_are_shuffled_stably(shared_data, name):
     assert load_benchmark(name, shared_data) == items  # same order on every load
 
 
-@pytest.mark.xfail(len(LETTERS) < 15, raises=ValueError, strict=True,
-                   reason="Hi-ToM items have 15 choices (A-O); evaluation.items.LETTERS supports 10")
 @data
 def test_hitom_fits_mcq_item(shared_data):
-    load_benchmark("hitom", shared_data)
+    items = _items("hitom", shared_data)
+    assert {len(i.choices) for i in items} == {15} and len(LETTERS) >= 15
 
 
 @data
