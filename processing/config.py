@@ -330,6 +330,9 @@ class SFTConfig(Model):
     # writing tasks social and safe) or "include" (smoke runs whose LLM budget tagged a few posts only;
     # a tag that rejects a post still excludes it).
     untagged_posts: Literal["exclude", "include"] = "exclude"
+    # The person part (persona/profile, past posts, style) of behaviour-prediction prompts (social QA,
+    # writing/review imitation, comments, item selection); false: the same examples without it (ablation).
+    person_context: bool = True
     history_posts: tuple[int, int] = (1, 5)  # past posts shown in writing tasks and comments
     history_words: int = Field(300, ge=10)  # each past post cut to this many words
     prefix_fraction: tuple[float, float] = (0.3, 0.7)  # where continuation tasks split the post

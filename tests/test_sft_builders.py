@@ -256,3 +256,29 @@ def test_ngram_index_catches_a_planted_item(tmp_path):
     again = NgramIndex.from_bytes(index.to_bytes())
     assert again.hashes.tolist() == index.hashes.tolist() and again.matches(planted) == index.matches(planted)
     assert len(ngram_hashes("too short", 13)) == 0
+
+
+def test_person_ablation_keeps_the_examples_and_drops_only_the_person_part():
+    """sft.person_context false: the same behaviour-prediction examples and targets, without the persona,
+    profile, past posts or style in the prompt (the person ablation of evaluation/ablation.py)."""
+    behaviour = ("sqa_", "writing_imitation", "review_imitation", "personalized_comment", "item_selection")
+    tok = load_tokenizer("smollm2")
+    for platform in ("reddit", "blogger", "amazon"):
+        t = tables(platform)
+        args = (t["events"], t["tags"], t["user"], t["post"], t["judgements"])
+        with_p = build_examples(*args, SFTConfig(), tok, None, item_names(t["events"])).examples.to_pylist()
+        without = build_examples(*args, SFTConfig(person_context=False), tok, None,
+                                 item_names(t["events"])).examples.to_pylist()
+        assert [r["example_id"] for r in with_p] == [r["example_id"] for r in without]
+        changed = 0
+        for a, b in zip(with_p, without):
+            assert a["messages"][1] == b["messages"][1]  # the same target
+            prompt = b["messages"][0]["content"]
+            if a["task"].startswith(behaviour):
+                assert PERSONA not in prompt and PROFILE not in prompt
+                assert prompt.count("Entry ") <= 1  # the post's own beginning at most, no earlier posts
+                assert len(prompt) < len(a["messages"][0]["content"])
+                changed += 1
+            else:
+                assert a["messages"] == b["messages"]
+        assert changed > 0

@@ -47,11 +47,13 @@ def item_selection(b: UserBundle, ctx: BuildContext) -> Iterator[Example]:
         return
     candidates = rng.sample(pool, need) + [target.item_name]
     rng.shuffle(candidates)
-    parts = []
+    parts: list[str] = []
+    if not cfg.person_context:
+        mode = "none"
     if mode in ("persona", "both"):
         parts.append(render("item_selection_persona", eid, **person_values(*person)))
     if mode in ("history", "both") and history:
         parts.append(render("item_selection_history", eid, history="\n".join(f"- {h}" for h in history)))
     text = render(task, eid, context="\n\n".join(parts), n=len(candidates),
-                  candidates="\n".join(f"{i}. {c}" for i, c in enumerate(candidates, 1)))
+                  candidates="\n".join(f"{i}. {c}" for i, c in enumerate(candidates, 1))).strip()
     yield ctx.example(eid, task, b, target.event_id, target.ts, text, target.item_name)

@@ -31,7 +31,8 @@ def social_qa(task: str):
             if chosen is None:
                 ctx.skip(task, "needs an accepted persona or profile")
                 continue
-            text = render("social_qa", eid, scenario=qa["scenario"], question=qa["question"],
+            text = render("social_qa" if ctx.cfg.person_context else "social_qa_no_person", eid,
+                          scenario=qa["scenario"], question=qa["question"],
                           words=about(qa["answer"]), **person_values(*chosen))
             yield ctx.example(eid, task, b, post.event_id, post.ts, text, qa["answer"])
 

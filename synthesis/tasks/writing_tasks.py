@@ -65,8 +65,9 @@ def imitation(task: str, number: int, reviews: bool):
                     ctx.skip(task, "post too short to split")
                     continue
                 values["prefix"], target = parts
+            key = task if cfg.person_context else f"{'review' if reviews else 'writing'}_imitation_no_person_{cue}"
             yield ctx.example(eid, task, b, post.event_id, post.ts,
-                              render(task, eid, words=about(target), **values), target)
+                              render(key, eid, words=about(target), **values), target)
 
     build.__name__ = build.__qualname__ = task
     build.__doc__ = f"{task}: {'past reviews' if source == 'history' and reviews else source} + {cue} -> the text."
@@ -99,6 +100,6 @@ def personalized_comment(b: UserBundle, ctx: BuildContext) -> Iterator[Example]:
             ctx.skip(task, "no earlier comment")
             continue
         history = numbered([_post_block(p, cfg.history_words) for p in past])
-        text = render(task, eid, history=history, post=cut_words(parent, cfg.history_words * 3),
-                      words=about(post.text), **person_values(*chosen))
+        text = render(task if cfg.person_context else f"{task}_no_person", eid, history=history,
+                      post=cut_words(parent, cfg.history_words * 3), words=about(post.text), **person_values(*chosen))
         yield ctx.example(eid, task, b, post.event_id, post.ts, text, post.text)
