@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
+# Debian's Chromium: the evaluation report test opens report.html in it (headless).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+    || echo "warning: could not install chromium; the report rendering test will be skipped" >&2
+fi
 STAMP="$VENV/.installed-$(cat pyproject.toml scripts/install.sh constraints.txt | sha1sum | cut -c1-12)"
 if [ -f "$STAMP" ]; then exit 0; fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
