@@ -223,6 +223,28 @@ def pairwise_table(summary: dict) -> str:
     return _table(["model A", "model B", "task", "pairs", "A's win rate", "wins", "ties", "losses", "unparsed"], rows)
 
 
+def ablation_section(cfg: PipelineConfig) -> str:
+    """The person ablation's table, when `humanllm ablate-person` has run for this run root."""
+    from evaluation.ablation import ablation_dir
+
+    path = ablation_dir(cfg) / "results.json"
+    if "://" in cfg.run_root or not path.exists():
+        return "<p>Not run for this run root (<code>humanllm ablate-person --config ...</code>).</p>"
+    s = json_load(path)
+    rows = [[arm, r["train_examples"], r["test_examples"], r["mean_tokens"], f"{r['before']:.4f}", f"{r['after']:.4f}"]
+            for arm, r in s["arms"].items()]
+    return (_table(["arm", "train examples", "test examples", "mean tokens per example", "held-out loss before",
+                    "after"], rows) +
+            f"<p>Held-out loss lower with the person part by {s['gain_from_person_before']:+.4f} before training and "
+            f"{s['gain_from_person_after']:+.4f} after (positive: knowing the person helps predict the behaviour).</p>")
+
+
+def json_load(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
+
+
 def _read_json(root: RunRoot, rel: str) -> dict:
     try:
         return root.read_json(rel) if root.exists(rel) else {}
@@ -276,6 +298,8 @@ and authorship attribution (a character n-gram classifier trained on the users' 
 {in_domain_table(summary)}
 <h3>Pairwise judge (each pair judged in both orders)</h3>
 {pairwise_table(summary)}
+<h3>Person ablation: the same SFT with and without the person part (held-out users)</h3>
+{ablation_section(cfg)}
 <h2>Capabilities</h2>{imgs.get('radar', '<p>Too few shared axes for a radar.</p>')}
 <h2>Data</h2>{imgs.get('curation_funnel', '<p>No curation stats in this run root.</p>')}
 {imgs.get('sft_dataset', '<p>No SFT dataset stats in this run root.</p>')}

@@ -457,6 +457,14 @@ class EvalConfig(Model):
     report: bool = True
 
 
+class AblationConfig(Model):
+    """The person ablation (evaluation/ablation.py): the same SFT on behaviour-prediction examples with and
+    without the person part of the prompt, compared by held-out loss on unseen users."""
+
+    output_dir: str | None = None  # default: <run_root>/ablation_person (a local run root)
+    train: dict[str, Any] = {}  # overrides of `train` for both arms (e.g. max_seq_len, max_steps)
+
+
 class PipelineConfig(Model):
     run_root: str = "runs/local"
     salt: str | None = None  # user-id salt; the environment variable salt_env wins when set
@@ -469,6 +477,7 @@ class PipelineConfig(Model):
     sft: SFTConfig = SFTConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvalConfig = EvalConfig()
+    ablation: AblationConfig = AblationConfig()
 
     def user_salt(self) -> str:
         """The secret salt of user ids: from the environment, else the config; an error if neither."""

@@ -6,7 +6,7 @@ import logging
 import sys
 
 from processing.config import ConfigError
-from ray_jobs import build_sft, curate, evaluate, synthesize, train, train_quality
+from ray_jobs import ablate_person, build_sft, curate, evaluate, synthesize, train, train_quality
 from ray_jobs.common import setup_logging
 
 
@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="base vs tuned vs merged: held-out users' tasks, social-intelligence benchmarks, report.html")
     curate.add_arguments(ev)
     ev.set_defaults(func=evaluate.run)
+    ab = sub.add_parser("ablate-person", help="the same SFT with and without the person part: held-out loss on unseen users")
+    curate.add_arguments(ab)
+    ab.set_defaults(func=ablate_person.run)
     d = sub.add_parser("distill-quality", help="train the fastText quality classifier from the LLM quality tags")
     train_quality.add_arguments(d)
     d.set_defaults(func=_distill)
