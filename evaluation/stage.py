@@ -65,7 +65,7 @@ def model_engines(cfg: PipelineConfig) -> dict[str, EngineConfig]:
         if spec.name in out:
             raise ValueError(f"evaluate.models: the name {spec.name!r} is used twice")
         engine = spec.engine or ev.engine.model_copy(update={"model": paths.get(spec.model, spec.model)})
-        if spec.model in ("tuned", "merged") and spec.engine is None and not Path(engine.model).is_dir():
+        if spec.model in ("tuned", "merged") and "://" not in engine.model and not Path(engine.model).is_dir():
             raise FileNotFoundError(f"evaluate.models {spec.name!r}: {engine.model} does not exist; run "
                                     "`humanllm train` first, or leave this model out of evaluate.models")
         out[spec.name] = engine
