@@ -44,36 +44,31 @@ def _distill(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="humanllm", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("curate", help="raw dumps -> cleaned, filtered per-user timelines (events/, users/, rejects/)")
-    curate.add_arguments(c)
-    c.set_defaults(func=curate.run)
+    # Stage commands: --config, --set, --restart, --no-ray (curate.add_arguments).
+    stages = [("curate", "raw dumps -> cleaned, filtered per-user timelines (events/, users/, rejects/)", curate.run),
+              ("synthesize", "LLM annotations of curated events: tags, user level, post level, judge", synthesize.run),
+              ("build-sft", "SFT tasks from the accepted annotations: caps, token limit, split, leakage check", build_sft.run),
+              ("evaluate", "base vs tuned vs merged: held-out users' tasks, social-intelligence benchmarks, report.html",
+               evaluate.run),
+              ("ablate-person", "the same SFT with and without the person part: held-out loss on unseen users",
+               ablate_person.run),
+              ("pipeline", "run every stage in order on one config", _pipeline)]
+    for name, help_text, func in stages:
+        cmd = sub.add_parser(name, help=help_text)
+        curate.add_arguments(cmd)
+        cmd.set_defaults(func=func)
     t = sub.add_parser("train-quality", help="train fastText quality classifiers from labelled Parquet (text, label)")
     train_quality.add_arguments(t)
     t.set_defaults(func=train_quality.run)
-    sy = sub.add_parser("synthesize", help="LLM annotations of curated events: tags, user level, post level, judge")
-    curate.add_arguments(sy)
-    sy.set_defaults(func=synthesize.run)
-    b = sub.add_parser("build-sft", help="SFT tasks from the accepted annotations: caps, token limit, split, leakage check")
-    curate.add_arguments(b)
-    b.set_defaults(func=build_sft.run)
+    d = sub.add_parser("distill-quality", help="train the fastText quality classifier from the LLM quality tags")
+    train_quality.add_arguments(d)
+    d.set_defaults(func=_distill)
     tr = sub.add_parser("train", help="SFT on Ray Train + DeepSpeed, then the merge with the base model")
     train.add_arguments(tr)
     tr.set_defaults(func=train.run)
     m = sub.add_parser("merge", help="LM-Cocktail weighted average of a tuned model and its base")
     train.add_merge_arguments(m)
     m.set_defaults(func=train.merge)
-    ev = sub.add_parser("evaluate", help="base vs tuned vs merged: held-out users' tasks, social-intelligence benchmarks, report.html")
-    curate.add_arguments(ev)
-    ev.set_defaults(func=evaluate.run)
-    ab = sub.add_parser("ablate-person", help="the same SFT with and without the person part: held-out loss on unseen users")
-    curate.add_arguments(ab)
-    ab.set_defaults(func=ablate_person.run)
-    d = sub.add_parser("distill-quality", help="train the fastText quality classifier from the LLM quality tags")
-    train_quality.add_arguments(d)
-    d.set_defaults(func=_distill)
-    pl = sub.add_parser("pipeline", help="run every stage in order on one config")
-    curate.add_arguments(pl)
-    pl.set_defaults(func=_pipeline)
     s = sub.add_parser("sample", help="write the bundled synthetic sample (native raw formats of all platforms)")
     s.add_argument("out")
     s.add_argument("--seed", type=int, default=0)
