@@ -244,3 +244,28 @@ def test_person_ablation_trains_both_arms_on_ray(ray_cluster, tiny, tmp_path):
         assert [s for s, _ in arm["eval_loss"]] == [0, 3] and all(np.isfinite(v) for _, v in arm["eval_loss"])
     assert (ablation_dir(cfg) / "README.md").read_text().startswith("| arm |")
     assert summary["gain_from_person_after"] == pytest.approx(wo["after"] - w["after"])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_smollm2_on_vllm_answers_benchmarks_and_the_judge_parses(ray_cluster, sft_run, shared_data):
+    """The real path: SmolLM2-135M-Instruct on ray.data.llm + vLLM (CPU build) answers benchmark items and
+    in-domain prompts; transformers scores the options; the judge's verdicts parse (structured outputs)."""
+    out = str(sft_run["tmp"] / "vllm")
+    engine = {"backend": "vllm", "model": "smollm2", "dtype": "float32", "max_model_len": 4096, "batch_size": 16,
+              "temperature": 0.7}
+    cfg = parse_config({"run_root": sft_run["root"], "salt": "t", "evaluate": {
+        "output_dir": out, "data_dir": str(shared_data), "benchmarks": ["socialiqa", "bigtom"],
+        "items_per_benchmark": 4, "examples_per_task": 1, "max_new_tokens": 48, "engine": engine, "bootstrap": 100,
+        "models": [{"name": "base", "model": "smollm2"}], "judge": {"model": "smollm2", "max_tokens": 24},
+        "report": False}})
+    summary = run_evaluate(cfg, use_ray=True)
+    mcq = RunRoot(out).read_parquet("mcq/base/generate.parquet")
+    assert mcq.num_rows == 8 and all(o.strip() for o in mcq["output"].to_pylist())
+    ll = RunRoot(out).read_parquet("mcq/base/loglik.parquet")
+    assert ll.num_rows == 8 and all(all(np.isfinite(s)) for s in ll["scores"].to_pylist())
+    gens = RunRoot(out).read_parquet("generations/base.parquet")
+    assert gens.num_rows > 0 and not any(gens["engine_error"].to_pylist()) and all(gens["output"].to_pylist())
+    judge = RunRoot(out).read_parquet("judge.parquet").to_pylist()
+    assert judge and all(r["score"] is not None and 1 <= r["score"] <= 10 for r in judge)
+    assert summary["judge_unparsed"] == 0
