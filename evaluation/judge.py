@@ -16,7 +16,7 @@ FAMILIES = (("writing", ("writing_imitation", "review_imitation", "personalized_
             ("social_qa", ("sqa_", "thoughts")), ("scenario", ("scenario",)))
 PROMPT_WORDS, ANSWER_WORDS = 600, 400
 # Engines with structured outputs (vLLM) make the verdict line parseable: the format, then free text.
-VERDICT_REGEX = {POINTWISE: r"Score: (10|[1-9])\n[^\n]{0,300}", PAIRWISE: r"Winner: (1|2|tie)\n[^\n]{0,300}"}
+VERDICT_REGEX = {POINTWISE: r"Score: (10|[1-9])\n[^\n]*", PAIRWISE: r"Winner: (1|2|tie)\n[^\n]*"}
 
 _SCORE = re.compile(r"score\s*[:：=]?\s*\**\s*(\d{1,2})(?:\s*/\s*10)?", re.IGNORECASE)
 _NUMBER = re.compile(r"\b(10|[1-9])\b")
