@@ -29,10 +29,6 @@ class MCQItem:
         if not 0 <= self.answer < len(self.choices):
             raise ValueError(f"{self.item_id}: answer index {self.answer} outside {len(self.choices)} choices")
 
-    @property
-    def chance(self) -> float:
-        return 1.0 / len(self.choices)
-
 
 def items_table(items: list[MCQItem]) -> pa.Table:
     """The items as an Arrow table in MCQ_ITEM_SCHEMA."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import logging
 import shutil
 import subprocess
@@ -230,19 +231,13 @@ def ablation_section(cfg: PipelineConfig) -> str:
     path = ablation_dir(cfg) / "results.json"
     if "://" in cfg.run_root or not path.exists():
         return "<p>Not run for this run root (<code>humanllm ablate-person --config ...</code>).</p>"
-    s = json_load(path)
+    s = json.loads(path.read_text())
     rows = [[arm, r["train_examples"], r["test_examples"], r["mean_tokens"], f"{r['before']:.4f}", f"{r['after']:.4f}"]
             for arm, r in s["arms"].items()]
     return (_table(["arm", "train examples", "test examples", "mean tokens per example", "held-out loss before",
                     "after"], rows) +
             f"<p>Held-out loss lower with the person part by {s['gain_from_person_before']:+.4f} before training and "
             f"{s['gain_from_person_after']:+.4f} after (positive: knowing the person helps predict the behaviour).</p>")
-
-
-def json_load(path: Path) -> dict:
-    import json
-
-    return json.loads(path.read_text())
 
 
 def _read_json(root: RunRoot, rel: str) -> dict:
