@@ -29,7 +29,7 @@ log = logging.getLogger("bench.curate")
 
 
 def corpus(n_events: int, workdir: str) -> str:
-    from processing.sample_data import write_synthetic_corpus
+    from demo.sample_data import write_synthetic_corpus
 
     out = os.path.join(workdir, f"corpus-{n_events}")
     if not os.path.exists(os.path.join(out, "manifest.json")):
@@ -42,7 +42,7 @@ def corpus(n_events: int, workdir: str) -> str:
 
 
 def config(raw: str, run_root: str, num_cpus: int):
-    from processing.config import parse_config
+    from ray_jobs.config import parse_config
 
     return parse_config({
         "run_root": run_root, "salt": "bench", "ray": {"num_cpus": num_cpus},
@@ -55,7 +55,7 @@ def config(raw: str, run_root: str, num_cpus: int):
 def run_ours(raw: str, run_root: str, use_ray: bool, queue) -> None:
     """Child process: one curate run; reports wall time, stats and this process's peak RSS."""
     logging.basicConfig(level=logging.WARNING)
-    from processing.curate_stage import run_curate
+    from processing.curate_stage import run as run_curate
 
     cores = os.cpu_count() or 1
     cfg = config(raw, run_root, cores)
@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--skip-ray", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from processing.stage import funnel_table
+    from core.shards import funnel_table
 
     raw = corpus(args.events, args.workdir)
     cores = os.cpu_count() or 1

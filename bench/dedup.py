@@ -40,7 +40,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
-
 import planted  # noqa: E402
 from subprocess_run import child  # noqa: E402
 
@@ -72,7 +71,7 @@ def _peak_mb() -> float:
 def curate_config(path: str, run_root: str, dedup: dict | None = None):
     """The curate config of tests/test_dedup.py: Amazon 2023 reviews, language ID and platform rules off;
     `dedup`: curate.dedup overrides (--set)."""
-    from processing.config import parse_config
+    from ray_jobs.config import parse_config
 
     return parse_config({
         "run_root": run_root, "salt": "bench",
@@ -90,20 +89,19 @@ def run_ours(path: str, run_root: str, dedup: dict, cpu: int | None) -> dict:
     logging.basicConfig(level=logging.WARNING)
     import pyarrow.compute as pc
 
-    from processing import schema as S
-    from processing.curate_stage import run_curate
-    from processing.storage import RunRoot
+    from core import schema as S
+    from processing.curate_stage import run as run_curate
 
     cfg = curate_config(path, run_root, dedup)
     t0 = time.perf_counter()
     stats = run_curate(cfg, use_ray=False, restart=True)
     wall = time.perf_counter() - t0
     peak = _peak_mb()
-    rej = RunRoot(run_root).read_parquet("rejects", schema=S.REJECT_SCHEMA, columns=[S.STAGE, S.SOURCE_ROW])
+    layout = cfg.layout()
+    rej = layout.root.read_parquet(layout.rejects(), schema=S.REJECT_SCHEMA, columns=[S.STAGE, S.SOURCE_ROW])
     other = rej.filter(pc.not_equal(rej[S.STAGE], "dedup"))
     removed = rej.filter(pc.equal(rej[S.STAGE], "dedup"))[S.SOURCE_ROW].to_numpy()
-    with open(os.path.join(run_root, "dedup_index", "params.json")) as f:
-        partitions = json.load(f)["num_partitions"]
+    partitions = layout.root.read_json(layout.dedup_params())["num_partitions"]
     return {"wall": wall, "peak_rss_mb": peak, "removed": removed, "partitions": partitions,
             "steps": {k: v["seconds"] for k, v in stats["steps"].items()},
             "step_peaks": {k: max(v) for k, v in stats.get("peak_rss_mb", {}).items()},
@@ -122,14 +120,22 @@ def step_memory(path: str, run_root: str, step: str, dedup: dict, cpu: int | Non
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from processing import schema as S
+    from core import schema as S
+    from core.storage import RunRoot
     from processing.curate import STAGE1
-    from processing.dedup_stage import DedupRowWriter, cluster_step, dedup_rows, dedup_tasks, exact_step, near_step
-    from processing.storage import RunRoot
+    from processing.dedup_stage import (
+        DedupRowWriter,
+        cluster_step,
+        dedup_rows,
+        dedup_tasks,
+        exact_step,
+        near_step,
+    )
 
     cfg = curate_config(path, run_root, dedup)
-    with open(os.path.join(run_root, "dedup_index", "params.json")) as f:  # "auto" partitions, as resolved
-        dcfg = cfg.curate.dedup.model_copy(update={"num_partitions": json.load(f)["num_partitions"]})
+    layout = cfg.layout()
+    parts = layout.root.read_json(layout.dedup_params())["num_partitions"]  # "auto" partitions, as resolved
+    dcfg = cfg.curate.dedup.model_copy(update={"num_partitions": parts})
     base_rss = _rss_mb()
     t0 = time.perf_counter()
     if step == "signatures":
@@ -144,10 +150,10 @@ def step_memory(path: str, run_root: str, step: str, dedup: dict, cpu: int | Non
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     else:
-        exact, near, cluster = dedup_tasks(["amazon"], dcfg, {"run_root": RunRoot(run_root).uri, "n_buckets": 8})
+        exact, near, cluster = dedup_tasks(["amazon"], dcfg, {"n_buckets": 8})
         fn, tasks = {"exact": (exact_step, exact), "near": (near_step, near), "cluster": (cluster_step, cluster)}[step]
         for task in tasks:
-            fn(task, dcfg, cfg.storage)
+            fn(task, dcfg, layout)
     return {"seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_mb(), "base_rss_mb": base_rss}
 
 
@@ -157,7 +163,7 @@ def run_datasketch(path: str, dedup: dict, cpu: int | None) -> dict:
     _pin(cpu)
     from datasketch import MinHash, MinHashLSH
 
-    from processing.config import DedupConfig
+    from processing.settings import DedupConfig
 
     d = DedupConfig(**dedup)
     word = re.compile(r"\w+")
@@ -217,7 +223,11 @@ def run_datatrove(path: str, work: str, cpu: int | None) -> dict:
         dt_xxhash.xxhash64 = lambda data: xxhash.xxh64_intdigest(data.encode() if isinstance(data, str) else data)
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup import (
-        MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature,
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
     )
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
@@ -283,8 +293,8 @@ def run_fasttext(corpus_dir: str, n_texts: int, cpu: int | None) -> dict:
     out["langid"] = time.perf_counter() - t0
     out["langid_en"] = sum(1 for x in lang.to_pylist() if x == "en") / len(texts)
     try:
-        from processing.config import QualityTrainConfig
         from processing.quality import score, train_quality
+        from processing.settings import QualityTrainConfig
 
         rng = np.random.default_rng(0)
         idx = rng.permutation(len(texts))[:2000]
@@ -383,8 +393,8 @@ def main() -> None:
     ap.add_argument("--skip-datasketch", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from processing.config import DedupConfig
     from processing.dedup import s_curve_text
+    from processing.settings import DedupConfig
 
     load0 = os.getloadavg()
     overrides = {k: json.loads(v) if re.fullmatch(r"-?[\d.]+|true|false", v) else v

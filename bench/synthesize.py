@@ -9,7 +9,7 @@ with the model's chat template by `Renderer`, rows made by `to_table`: seeds and
             eager, prefix caching, chunked prefill off, max_num_batched_tokens = max_model_len,
             mp executor, VLLM_CPU_KVCACHE_SPACE); after a short warm-up and a prefix-cache reset,
             `llm.generate(all prompts)` is timed alone. Engine start is reported apart.
-  pipeline  the same rows as a Ray Dataset (one block per --shards) through `synthesis.engines.generate`
+  pipeline  the same rows as a Ray Dataset (one block per --shards) through `llm.engines.generate`
             (ray.data.llm, EngineConfig backend vllm) on an embedded cluster, consumed with
             iter_batches. `e2e` runs from the start of execution to the last row, engine start
             included; `after engine up` from the moment the engine actor turned ALIVE (its __init__,
@@ -48,14 +48,14 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pyarrow as pa  # noqa: E402
-
 from subprocess_run import child  # noqa: E402
-from processing import schema as S  # noqa: E402
+
+from core import schema as S  # noqa: E402
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
 
-    from processing.config import EngineConfig
+    from llm.settings import EngineConfig
 
 log = logging.getLogger("bench.synthesize")
 
@@ -107,9 +107,11 @@ def synthetic_users(n_users: int, min_posts: int, seed: int) -> list[list[dict]]
 def build_requests(model_dir: str, n_users: int, per_user: int, history_tokens: int, max_tokens: int,
                    temperature: float, seed: int, max_model_len: int) -> pa.Table:
     """Request rows (REQUEST_SCHEMA), user by user: every prompt of a user starts with that user's history."""
-    from processing.config import EngineConfig, SynthesisConfig
+    from llm.render import Renderer
+    from llm.settings import EngineConfig
     from synthesis.prompts import build_messages, load_spec
-    from synthesis.requests import Renderer, Request, date_of, history_block, post_text, to_table
+    from synthesis.requests import Request, date_of, history_block, post_text, to_table
+    from synthesis.settings import SynthesisConfig
 
     renderer = Renderer(model_dir)
     spec = load_spec(KIND)
@@ -152,7 +154,7 @@ def sampling_params(sampling: dict, structured: bool) -> SamplingParams:
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
-    from synthesis.engines import vllm_sampling
+    from llm.engines import vllm_sampling
 
     kwargs = vllm_sampling(sampling, structured)
     constraint = kwargs.pop("structured_outputs", None)
@@ -204,13 +206,13 @@ def run_bare(model_dir: str, kwargs: dict, kv_gib: int, prompts: list[str], samp
 # ----------------------------------------------------------------------------- arm B: our pipeline
 
 def run_pipeline(table: pa.Table, cfg: EngineConfig, shards: int) -> dict:
-    """One execution of `synthesis.engines.generate` over `table` (split into `shards` blocks): wall
+    """One execution of `llm.engines.generate` over `table` (split into `shards` blocks): wall
     from execution start to the last row, when the engine actor came up, first rows, token counts."""
     import pyarrow.compute as pc
     import ray
     import ray.data
 
-    from synthesis.engines import generate
+    from llm.engines import generate
 
     step = -(-table.num_rows // max(1, shards))
     ds = generate(ray.data.from_arrow([table.slice(i, step) for i in range(0, table.num_rows, step)]), cfg)
@@ -353,7 +355,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from synthesis.local_models import smollm2_dir, tiny_chat_model
+    from llm.local_models import smollm2_dir, tiny_chat_model
 
     args.model_dir = args.model or (tiny_chat_model("/tmp/bench-tiny") if args.tiny else smollm2_dir())
     load0 = os.getloadavg()[0]
@@ -376,7 +378,7 @@ def main() -> None:
     if not args.skip_pipeline:
         import ray
 
-        from processing.config import EngineConfig
+        from llm.settings import EngineConfig
 
         cfg = EngineConfig(backend="vllm", model=args.model_dir, dtype="float32", max_model_len=args.max_model_len,
                            batch_size=args.batch_size, enable_prefix_caching=True, temperature=args.temperature,

@@ -65,7 +65,7 @@ def ours(model_dir: str, data_dir: str, seq_len: int, packing: bool, threads: in
     out = tempfile.mkdtemp(prefix="bench-ours-")
     with open(os.path.join(data_dir, "train.jsonl")) as f:
         n = sum(1 for _ in f)
-    from train.models import load_tokenizer
+    from llm.models import load_tokenizer
     from train.sequences import encode_all, micro_batches
 
     with open(os.path.join(data_dir, "train.jsonl")) as f:
@@ -138,7 +138,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=4, help="sequences per step of the padded arms")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from synthesis.local_models import tiny_chat_model
+    from llm.local_models import tiny_chat_model
 
     work = tempfile.mkdtemp(prefix="bench-train-")
     model_dir = tiny_chat_model(os.path.join(work, "model"), hidden=256, layers=4)

@@ -14,30 +14,28 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from processing.config import PipelineConfig, TrainConfig
+from core.layout import RunLayout
+from train.settings import TrainConfig
+
+if TYPE_CHECKING:  # the composed config imports every stage's settings
+    from ray_jobs.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 ARMS = {"with_person": True, "without_person": False}
-INPUTS = ("events", "users", "annotations", "judgements", "synth")  # what build-sft reads from a run root
-
-
-def ablation_dir(cfg: PipelineConfig) -> Path:
-    return Path(cfg.ablation.output_dir or f"{cfg.run_root.rstrip('/')}/ablation_person")
-
-
-def arm_config(cfg: PipelineConfig, arm: str) -> PipelineConfig:
+def arm_config(cfg: PipelineConfig, layout: RunLayout, arm: str) -> PipelineConfig:
     """The main config re-rooted at the arm's folder, with its person switch and the ablation's training."""
     train = TrainConfig.model_validate({**cfg.train.model_dump(), **cfg.ablation.train, "name": f"ablation_{arm}",
                                         "data": None, "output_dir": None, "storage_path": None})
-    return cfg.model_copy(update={"run_root": str(ablation_dir(cfg) / arm),
+    return cfg.model_copy(update={"run_root": layout.ablation_arm(arm),
                                   "sft": cfg.sft.model_copy(update={"person_context": ARMS[arm]}), "train": train})
 
 
 def link_inputs(src: Path, dst: Path) -> None:
     """Symlink the main run root's curated and synthesis outputs into an arm's run root."""
     dst.mkdir(parents=True, exist_ok=True)
-    for name in INPUTS:
+    for name in RunLayout.synthesis_inputs():
         if (src / name).exists() and not (dst / name).exists():
             os.symlink((src / name).resolve(), dst / name)
 
@@ -48,27 +46,29 @@ def eval_losses(metrics_file: Path) -> list[tuple[int, float]]:
     return [(int(r["step"]), float(r["eval_loss"])) for r in rows if r.get("eval_loss") is not None]
 
 
-def run_person_ablation(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False) -> dict:
+def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool = True, restart: bool = False) -> dict:
     """Build and train both arms; write results.json and README.md under the ablation folder."""
-    from synthesis.tasks.stage import run_build_sft
+    from sft.stage import run as build_sft
     from train.launcher import run_training
 
-    if "://" in cfg.run_root:
-        raise ValueError(f"the person ablation links local folders: run_root {cfg.run_root} is not local")
+    layout = layout or cfg.layout()
+    if "://" in layout.ablation_dir():
+        raise ValueError(f"the person ablation links local folders: {layout.ablation_dir()} is not local")
     if not use_ray:
         raise ValueError("the person ablation trains on Ray Train: drop --no-ray")
-    out = ablation_dir(cfg)
+    out = Path(layout.ablation_dir())
     if restart and out.exists():
         shutil.rmtree(out)
     results: dict[str, dict] = {}
     for arm in ARMS:
-        acfg = arm_config(cfg, arm)
-        link_inputs(Path(cfg.run_root), Path(acfg.run_root))
-        stats = run_build_sft(acfg, use_ray=True)
-        run_training(acfg)
-        losses = eval_losses(Path(acfg.run_root) / "model" / "metrics.jsonl")
+        acfg = arm_config(cfg, layout, arm)
+        alayout = acfg.layout()
+        link_inputs(Path(layout.root.path()), Path(alayout.root.path()))
+        stats = build_sft(acfg, alayout, use_ray=True)
+        run_training(acfg, alayout)
+        losses = eval_losses(Path(alayout.train_metrics()))
         if not losses:
-            raise RuntimeError(f"{acfg.run_root}/model/metrics.jsonl has no held-out loss: set train.eval_examples")
+            raise RuntimeError(f"{alayout.train_metrics()} has no held-out loss: set train.eval_examples")
         splits = stats.get("splits", {})
         results[arm] = {"train_examples": splits.get("train", {}).get("examples"),
                         "test_examples": splits.get("test", {}).get("examples"),
@@ -81,8 +81,8 @@ def run_person_ablation(cfg: PipelineConfig, use_ray: bool = True, restart: bool
                     (w["train_examples"], w["test_examples"]), (wo["train_examples"], wo["test_examples"]))
     summary = {"arms": results, "train": cfg.ablation.train,
                "gain_from_person_before": wo["before"] - w["before"], "gain_from_person_after": wo["after"] - w["after"]}
-    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "README.md").write_text(ablation_markdown(summary))
+    Path(layout.ablation_results()).write_text(json.dumps(summary, indent=2) + "\n")
+    Path(layout.ablation_card()).write_text(ablation_markdown(summary))
     log.info("person ablation:\n%s", ablation_markdown(summary))
     return summary
 

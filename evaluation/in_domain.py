@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core import schema as S
+from core.layout import RunLayout
 from evaluation import text_metrics as T
-from processing import schema as S
-from processing.storage import RunRoot
 
 ITEM_SELECTION = "item_selection"
 WRITING = ("writing_imitation", "review_imitation", "personalized_comment")
@@ -29,10 +29,10 @@ def is_writing(task: str) -> bool:
     return task.startswith(WRITING)
 
 
-def test_examples(root: RunRoot, tasks: list[str] | None, per_task: int) -> list[dict]:
+def test_examples(layout: RunLayout, tasks: list[str] | None, per_task: int) -> list[dict]:
     """Up to `per_task` test examples per task (lowest rank first): {example_id, task, platform,
     user_id, prompt (messages before the answer), reference}."""
-    t = root.read_parquet("sft/test", schema=S.SFT_SCHEMA)
+    t = layout.root.read_parquet(layout.sft_split(S.TEST), schema=S.SFT_SCHEMA)
     if tasks is not None:
         t = t.filter(pc.is_in(t[S.TASK], pa.array(tasks)))
     out: list[dict] = []
@@ -42,7 +42,7 @@ def test_examples(root: RunRoot, tasks: list[str] | None, per_task: int) -> list
             continue
         msgs = r[S.MESSAGES]
         if not msgs or msgs[-1]["role"] != "assistant":
-            raise ValueError(f"sft/test example {r[S.EXAMPLE_ID]}: the last message is not the assistant's answer")
+            raise ValueError(f"{layout.sft_split(S.TEST)} example {r[S.EXAMPLE_ID]}: the last message is not the assistant's answer")
         counts[r[S.TASK]] = counts.get(r[S.TASK], 0) + 1
         out.append({S.EXAMPLE_ID: r[S.EXAMPLE_ID], S.TASK: r[S.TASK], S.PLATFORM: r[S.PLATFORM],
                     S.USER_ID: r[S.USER_ID], "prompt": msgs[:-1], REFERENCE: msgs[-1]["content"]})

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 
 import pyarrow as pa
 
-from processing import schema as S
+from core import schema as S
 
 LETTERS = "ABCDEFGHIJKLMNOPQRST"  # Hi-ToM has up to 15 options
 

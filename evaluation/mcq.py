@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
+from core import schema as S
 from evaluation.items import LETTERS, MCQItem, items_from_table
-from processing import schema as S
 
 PROMPTS = Path(__file__).with_name("prompts") / "mcq.yaml"
 LOGLIK, GENERATE = "loglik", "generate"
@@ -145,7 +145,7 @@ class LoglikScorer:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from synthesis.engines import resolve_model
+        from llm.models import resolve_model
 
         path = resolve_model(model)
         self.torch, self.name, self.max_context = torch, model_name, max_context_tokens

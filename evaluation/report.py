@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -19,8 +20,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from processing.config import PipelineConfig  # noqa: E402
-from processing.storage import RunRoot  # noqa: E402
+from core.layout import RunLayout  # noqa: E402
+from core.storage import RunRoot  # noqa: E402
+
+if TYPE_CHECKING:  # the composed config imports every stage's settings
+    from ray_jobs.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 FUNNEL_STAGES = ("rules", "clean", "language", "quality", "dedup", "timeline")
@@ -224,12 +228,10 @@ def pairwise_table(summary: dict) -> str:
     return _table(["model A", "model B", "task", "pairs", "A's win rate", "wins", "ties", "losses", "unparsed"], rows)
 
 
-def ablation_section(cfg: PipelineConfig) -> str:
+def ablation_section(layout: RunLayout) -> str:
     """The person ablation's table, when `humanllm ablate-person` has run for this run root."""
-    from evaluation.ablation import ablation_dir
-
-    path = ablation_dir(cfg) / "results.json"
-    if "://" in cfg.run_root or not path.exists():
+    path = Path(layout.ablation_results())
+    if "://" in layout.ablation_dir() or not path.exists():
         return "<p>Not run for this run root (<code>humanllm ablate-person --config ...</code>).</p>"
     s = json.loads(path.read_text())
     rows = [[arm, r["train_examples"], r["test_examples"], r["mean_tokens"], f"{r['before']:.4f}", f"{r['after']:.4f}"]
@@ -255,19 +257,19 @@ document.body.dataset.images=imgs.length;
 document.body.dataset.imagesLoaded=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;});</script>"""
 
 
-def write_report(cfg: PipelineConfig, out: RunRoot, summary: dict) -> str:
+def write_report(cfg: PipelineConfig, layout: RunLayout, summary: dict) -> str:
     """Write figures/*.png and report.html under the evaluation folder; return the report's URI."""
-    run = RunRoot(cfg.run_root, cfg.storage)
+    run, out = layout.root, layout.eval_root
     figures = {"benchmarks_loglik": benchmark_bars(summary, "loglik"),
                "benchmarks_generate": benchmark_bars(summary, "generate"),
                "in_domain_deltas": in_domain_deltas(summary), "radar": radar(summary),
-               "curation_funnel": funnel(_read_json(run, "stats.json")),
-               "sft_dataset": dataset_figure(_read_json(run, "sft/stats.json"))}
+               "curation_funnel": funnel(_read_json(run, layout.STATS)),
+               "sft_dataset": dataset_figure(_read_json(run, layout.sft_stats()))}
     imgs = {}
     for name, png in figures.items():
         if png is not None:
-            out.write_bytes(f"figures/{name}.png", png)
-            imgs[name] = f'<img src="figures/{name}.png" alt="{name}">'
+            out.write_bytes(layout.eval_figure(name), png)
+            imgs[name] = f'<img src="{layout.eval_figure(name)}" alt="{name}">'
     models = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v['backend'])} {html.escape(v['model'])}</li>"
                      for k, v in summary["models"].items())
     bench_rows = [[b, *(("skipped: " + c["skipped"],) if "skipped" in c else (c["loaded"], c["in_langs"], c["scored"]))]
@@ -294,7 +296,7 @@ and authorship attribution (a character n-gram classifier trained on the users' 
 <h3>Pairwise judge (each pair judged in both orders)</h3>
 {pairwise_table(summary)}
 <h3>Person ablation: the same SFT with and without the person part (held-out users)</h3>
-{ablation_section(cfg)}
+{ablation_section(layout)}
 <h2>Capabilities</h2>{imgs.get('radar', '<p>Too few shared axes for a radar.</p>')}
 <h2>Data</h2>{imgs.get('curation_funnel', '<p>No curation stats in this run root.</p>')}
 {imgs.get('sft_dataset', '<p>No SFT dataset stats in this run root.</p>')}
@@ -302,9 +304,9 @@ and authorship attribution (a character n-gram classifier trained on the users' 
 <p class="note">Engine errors in in-domain generation: {html.escape(str(summary['generation_errors_in_domain']))};
 judge verdicts that could not be parsed: {summary['judge_unparsed']}.</p>
 {CHECK}</body></html>"""
-    out.write_bytes("report.html", page.encode())
-    log.info("evaluation report: %s", out.uri_of("report.html"))
-    return out.uri_of("report.html")
+    out.write_bytes(layout.EVAL_REPORT, page.encode())
+    log.info("evaluation report: %s", out.uri_of(layout.EVAL_REPORT))
+    return out.uri_of(layout.EVAL_REPORT)
 
 
 def chromium() -> str | None:

@@ -16,25 +16,30 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from core import schema as S
+from core.layout import RunLayout
+from core.shards import fingerprint
+from core.storage import RunRoot
 from evaluation import in_domain as D
 from evaluation import judge as J
 from evaluation import mcq as M
 from evaluation.benchmarks import BENCHMARKS, load_benchmark
 from evaluation.items import MCQItem, items_from_table, items_table
-from processing import schema as S
-from processing.config import EngineConfig, PipelineConfig
-from processing.stage import fingerprint
-from processing.storage import RunRoot
-from synthesis.engines import answer_row, generate, resolve_model
-from synthesis.passes import local_engine
+from llm.engines import answer_row, generate, local_engine
+from llm.ids import seed_for, stable_id
+from llm.models import resolve_model
+from llm.render import renderer_for
+from llm.settings import EngineConfig
 from synthesis.prompts import prompt_hash
-from synthesis.requests import renderer_for, seed_for, stable_id
+
+if TYPE_CHECKING:  # the composed config imports every stage's settings
+    from ray_jobs.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 MCQ_KIND, GEN_KIND = "eval_mcq", "eval_generate"
@@ -45,21 +50,16 @@ JUDGE_SCHEMA = pa.schema(
      pa.field("winner", pa.string())])
 
 
-def eval_root(cfg: PipelineConfig) -> RunRoot:
-    return RunRoot(cfg.evaluate.output_dir or f"{cfg.run_root.rstrip('/')}/eval", cfg.storage)
-
-
-def model_paths(cfg: PipelineConfig) -> dict[str, str]:
+def model_paths(cfg: PipelineConfig, layout: RunLayout) -> dict[str, str]:
     """`base`, `tuned`, `merged` -> the training stage's base model and its two exports."""
     from train.launcher import resolved
 
-    t = resolved(cfg)
-    return {"base": t.model, "tuned": f"{t.output_dir}/tuned", "merged": f"{t.output_dir}/merged"}
+    return {"base": resolved(cfg, layout).model, "tuned": layout.tuned_model(), "merged": layout.merged_model()}
 
 
-def model_engines(cfg: PipelineConfig) -> dict[str, EngineConfig]:
+def model_engines(cfg: PipelineConfig, layout: RunLayout) -> dict[str, EngineConfig]:
     """Each model's generation engine, its model path resolved; a missing local model is an error."""
-    ev, paths = cfg.evaluate, model_paths(cfg)
+    ev, paths = cfg.evaluate, model_paths(cfg, layout)
     out: dict[str, EngineConfig] = {}
     for spec in ev.models:
         if spec.name in out:
@@ -179,11 +179,11 @@ def loglik_step(cfg: PipelineConfig, name: str, engine: EngineConfig, items: lis
     return pa.concat_tables(list(out.iter_batches(batch_format="pyarrow"))).cast(M.MCQ_RESULT_SCHEMA).sort_by(S.ITEM_ID)
 
 
-def judge_step(cfg: PipelineConfig, examples: list[dict], outputs: dict[str, dict[str, str]],
+def judge_step(cfg: PipelineConfig, layout: RunLayout, examples: list[dict], outputs: dict[str, dict[str, str]],
                use_ray: bool) -> pa.Table:
     """Pointwise scores of every model's generative outputs, and each configured pair in both orders."""
     ev, jc = cfg.evaluate, cfg.evaluate.judge
-    paths = model_paths(cfg)
+    paths = model_paths(cfg, layout)
     engine = jc.engine or ev.engine.model_copy(update={"model": paths.get(jc.model, jc.model), "temperature": 0.0})
     renderer = renderer_for(engine.backend, engine.model, engine.tokenizer)
     gen = [e for e in examples if e[S.TASK] != D.ITEM_SELECTION]
@@ -251,21 +251,22 @@ def _step(root: RunRoot, rel: str, build) -> pa.Table:
     return table
 
 
-def run_evaluate(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False) -> dict:
+def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool = True, restart: bool = False) -> dict:
     """Score every configured model; write per-item results, summary.json and the report."""
     ev = cfg.evaluate
-    out = eval_root(cfg)
+    layout = layout or cfg.layout()
+    out = layout.eval_root
     if restart:
         out.delete("")
-    engines = model_engines(cfg)
+    engines = model_engines(cfg, layout)
     fp = fingerprint({"evaluate": ev.model_dump(mode="json"), "engines": {k: e.model_dump(mode="json") for k, e in engines.items()}})
-    if out.exists("_config.json") and out.read_json("_config.json")["fingerprint"] != fp:
-        raise RuntimeError(f"{out.uri_of('_config.json')}: this folder holds an evaluation with another configuration; "
+    if out.exists(layout.EVAL_CONFIG) and out.read_json(layout.EVAL_CONFIG)["fingerprint"] != fp:
+        raise RuntimeError(f"{out.uri_of(layout.EVAL_CONFIG)}: this folder holds an evaluation with another configuration; "
                            "use another evaluate.output_dir, or rerun with --restart")
-    out.write_json("_config.json", {"fingerprint": fp})
+    out.write_json(layout.EVAL_CONFIG, {"fingerprint": fp})
     items, counts = load_items(cfg)
-    items = items_from_table(_step(out, "items.parquet", lambda: items_table(items)))
-    examples = D.test_examples(RunRoot(cfg.run_root, cfg.storage), ev.tasks, ev.examples_per_task) if ev.in_domain else []
+    items = items_from_table(_step(out, layout.EVAL_ITEMS, lambda: items_table(items)))
+    examples = D.test_examples(layout, ev.tasks, ev.examples_per_task) if ev.in_domain else []
     log.info("evaluate: %d benchmark items, %d in-domain test examples, models %s", len(items), len(examples),
              ", ".join(engines))
     mcq_tables, metrics, errors = [], [], {}
@@ -273,35 +274,35 @@ def run_evaluate(cfg: PipelineConfig, use_ray: bool = True, restart: bool = Fals
     for name, engine in engines.items():
         if items and "loglik" in ev.mcq_methods:
             if engine.backend in ("vllm", "transformers", "table"):
-                mcq_tables.append(_step(out, f"mcq/{name}/loglik.parquet", lambda: loglik_step(cfg, name, engine, items, use_ray)))
+                mcq_tables.append(_step(out, layout.eval_mcq(name, "loglik"), lambda: loglik_step(cfg, name, engine, items, use_ray)))
             else:
                 log.warning("evaluate: %s is served over HTTP: no log-likelihood scoring", name)
-        if not out.exists(f"generations/{name}.parquet"):
+        if not out.exists(layout.eval_generations(name)):
             mcq, gens = generation_step(cfg, name, engine, items, examples, use_ray)
-            out.write_parquet(f"mcq/{name}/generate.parquet", mcq)
-            out.write_parquet(f"generations/{name}.parquet", gens)
+            out.write_parquet(layout.eval_mcq(name, "generate"), mcq)
+            out.write_parquet(layout.eval_generations(name), gens)
         if "generate" in ev.mcq_methods and items:
-            mcq_tables.append(out.read_parquet(f"mcq/{name}/generate.parquet"))
-        gens = out.read_parquet(f"generations/{name}.parquet").to_pylist()
+            mcq_tables.append(out.read_parquet(layout.eval_mcq(name, "generate")))
+        gens = out.read_parquet(layout.eval_generations(name)).to_pylist()
         outputs[name] = {g[S.EXAMPLE_ID]: g["output"] for g in gens}
         errors[name] = sum(bool(g[S.ENGINE_ERROR]) for g in gens)
         metrics.append(D.example_metrics(examples, outputs[name], name, ev.embedding_model, ev.seed))
     judge = JUDGE_SCHEMA.empty_table()
     if ev.judge.enabled and any(e[S.TASK] != D.ITEM_SELECTION for e in examples):
-        judge = _step(out, "judge.parquet", lambda: judge_step(cfg, examples, outputs, use_ray))
+        judge = _step(out, layout.EVAL_JUDGE, lambda: judge_step(cfg, layout, examples, outputs, use_ray))
     in_domain = D.IN_DOMAIN_SCHEMA.empty_table() if not metrics else join_judge(pa.concat_tables(metrics), judge)
-    out.write_parquet("in_domain.parquet", in_domain)
+    out.write_parquet(layout.EVAL_IN_DOMAIN, in_domain)
     results = pa.concat_tables(mcq_tables) if mcq_tables else M.MCQ_RESULT_SCHEMA.empty_table()
     summary = {"models": {k: {"backend": e.backend, "model": e.model} for k, e in engines.items()},
                "benchmarks": counts, "mcq": M.accuracy_table(results, ev.bootstrap, ev.seed),
                "in_domain": D.task_summary(in_domain, ev.bootstrap, ev.seed), "pairwise": pairwise_summary(judge),
                "in_domain_examples": len(examples), "generation_errors_in_domain": errors,
                "judge_unparsed": sum((r["score"] is None and r["winner"] is None) for r in judge.to_pylist())}
-    out.write_json("summary.json", summary)
+    out.write_json(layout.EVAL_SUMMARY, summary)
     if ev.report:
         from evaluation.report import write_report
 
-        write_report(cfg, out, summary)
+        write_report(cfg, layout, summary)
     return summary
 
 

@@ -15,19 +15,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from processing import schema as S
+from core import schema as S
+from core.config import StorageConfig
+from core.layout import RunLayout
+from core.storage import ParquetShardWriter, file_size
 from processing.cleaning import CleaningOptions, clean_column
-from processing.config import CurateConfig, StorageConfig
 from processing.dedup_stage import DedupRowWriter, dedup_rows
 from processing.langid import identify
 from processing.quality import score_events
 from processing.readers import READERS, UnknownFormat, detect_format, read_file
 from processing.readers.base import Event, Item, Profile, ReadContext, Reject
 from processing.rules import apply_rules, meta_rules, text_rules
-from processing.storage import ParquetShardWriter, RunRoot, file_size
+from processing.settings import CurateConfig
 
 log = logging.getLogger(__name__)
-WORK = "_work/curate"
+WORK = RunLayout.CURATE_WORK
 STAGE1 = f"{WORK}/stage1"
 PROFILES = f"{WORK}/profiles"
 ITEMS = f"{WORK}/items"
@@ -145,17 +147,17 @@ def _records_to_tables(records: list[dict], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(records, schema=schema)
 
 
-def curate_file(task: dict, cfg: CurateConfig, storage: StorageConfig, salt: str) -> dict:
+def curate_file(task: dict, cfg: CurateConfig, layout: RunLayout, salt: str) -> dict:
     """Step-1 shard: stream one input file through process_batch into bucketed Parquet files.
 
     Outputs (deterministic names): `_work/curate/stage1/<platform>/b=<bucket>/<shard>.parquet`,
     `rejects/read/<shard>.parquet`, and side tables of profiles and items. Returns the shard's stats.
     """
-    root = RunRoot(task["run_root"], storage)
+    root, storage = layout.root, layout.storage
     uri, shard = task["uri"], task["shard"]
     timer = StepTimer()
     stats: dict = {"platforms": {}, "files": {}, "file_errors": []}
-    reject_writer = ParquetShardWriter(root, f"rejects/read/{shard}.parquet", S.REJECT_SCHEMA)
+    reject_writer = ParquetShardWriter(root, RunLayout.rejects("read", shard), S.REJECT_SCHEMA)
     writers: dict[tuple[str, str], ParquetShardWriter] = {}
 
     def writer(kind: str, rel: str, schema: pa.Schema) -> ParquetShardWriter:

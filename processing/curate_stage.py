@@ -6,15 +6,25 @@ import functools
 import logging
 import math
 import time
+from typing import TYPE_CHECKING
 
-from processing import schema as S
-from processing.config import PipelineConfig
+from core import schema as S
+from core.layout import RunLayout
+from core.shards import StageMarkers, fingerprint, funnel_table, merge_stats, run_shards
+from core.storage import RunRoot, expand_glob, file_size
 from processing.curate import curate_file, shard_id
 from processing.dedup import s_curve_text
-from processing.dedup_stage import INDEX, cluster_step, dedup_tasks, exact_step, index_params, near_step
-from processing.stage import StageMarkers, fingerprint, funnel_table, merge_stats, run_shards
-from processing.storage import RunRoot, expand_glob, file_size
+from processing.dedup_stage import (
+    cluster_step,
+    dedup_tasks,
+    exact_step,
+    index_params,
+    near_step,
+)
 from processing.timelines import decide, timeline
+
+if TYPE_CHECKING:  # the composed config imports every stage's settings
+    from ray_jobs.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 STAGE = "curate"
@@ -32,7 +42,7 @@ def resolve_sizes(cfg: PipelineConfig, tasks: list[dict]) -> PipelineConfig:
     parts = cur.dedup.num_partitions
     if parts == "auto":
         prev = cur.dedup.previous_runs
-        parts = (RunRoot(prev[0], cfg.storage).read_json(f"{INDEX}/params.json")["num_partitions"] if prev
+        parts = (RunRoot(prev[0], cfg.storage).read_json(RunLayout.dedup_params())["num_partitions"] if prev
                  else max(1, min(65536, math.ceil(total_mb / cur.dedup.partition_mb))))
     log.info("curate: %.0f MB of input -> %d user buckets, %d dedup partitions", total_mb, buckets, parts)
     dedup = cur.dedup.model_copy(update={"num_partitions": parts})
@@ -54,15 +64,16 @@ def plan_inputs(cfg: PipelineConfig) -> list[dict]:
     return tasks
 
 
-def check_index_params(root: RunRoot, cfg: PipelineConfig) -> None:
+def check_index_params(layout: RunLayout, cfg: PipelineConfig) -> None:
     """Record this run's dedup index settings; earlier runs to deduplicate against must match them."""
     params = index_params(cfg.curate.dedup)
-    root.write_json(f"{INDEX}/params.json", params)
+    layout.root.write_json(layout.dedup_params(), params)
     for prev in cfg.curate.dedup.previous_runs:
-        other = RunRoot(prev, cfg.storage)
-        if not other.exists(f"{INDEX}/params.json"):
-            raise FileNotFoundError(f"curate.dedup.previous_runs: {prev} has no {INDEX}/params.json (not a curate run?)")
-        theirs = other.read_json(f"{INDEX}/params.json")
+        other = layout.at(prev)
+        if not other.exists(layout.dedup_params()):
+            raise FileNotFoundError(f"curate.dedup.previous_runs: {prev} has no {layout.dedup_params()} "
+                                    "(not a curate run?)")
+        theirs = other.read_json(layout.dedup_params())
         if theirs != params:
             diff = {k: (theirs.get(k), v) for k, v in params.items() if theirs.get(k) != v}
             raise ValueError(f"curate.dedup.previous_runs: {prev} was indexed with other settings {diff} "
@@ -79,23 +90,24 @@ def check_accounting(stats: dict) -> list[str]:
     return bad
 
 
-def run_curate(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False) -> dict:
-    """Run (or resume) the curate stage under cfg.run_root; return the stats written to stats.json."""
+def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool = True, restart: bool = False) -> dict:
+    """Run (or resume) the curate stage under the run root; return the stats written to stats.json."""
     t0 = time.perf_counter()
-    root = RunRoot(cfg.run_root, cfg.storage)
+    layout = layout or cfg.layout()
+    root = layout.root
     markers = StageMarkers(root, STAGE)
     if restart:
-        for d in ("_markers", "_work/curate", INDEX, "events", "users", "rejects", "stats.json"):
+        for d in layout.curate_outputs():
             root.delete(d)
     tasks = plan_inputs(cfg)
     cfg = resolve_sizes(cfg, tasks)
     markers.check_config(fingerprint(cfg.curate.model_dump(mode="json")))
-    base = {"run_root": root.uri, "n_buckets": cfg.curate.num_user_buckets}
+    base = {"n_buckets": cfg.curate.num_user_buckets}
     salt = cfg.user_salt()
     log.info("curate: %d input files -> %s", len(tasks), root.uri)
 
     read_stats = run_shards(root, "curate-read", [{**base, **t} for t in tasks],
-                            functools.partial(curate_file, cfg=cfg.curate, storage=cfg.storage, salt=salt),
+                            functools.partial(curate_file, cfg=cfg.curate, layout=layout, salt=salt),
                             use_ray=use_ray)
     stats: dict = {}
     for shard in sorted(read_stats):
@@ -104,11 +116,11 @@ def run_curate(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False)
     dedup = cfg.curate.dedup
     if dedup.exact or dedup.near:
         log.info("dedup: %s", s_curve_text(dedup))
-        check_index_params(root, cfg)
+        check_index_params(layout, cfg)
         exact, near, cluster = dedup_tasks(platforms, dedup, base)
         for name, tasks_, fn in (("curate-dedup-exact", exact, exact_step), ("curate-dedup-near", near, near_step),
                                  ("curate-dedup-cluster", cluster, cluster_step)):
-            step_stats = run_shards(root, name, tasks_, functools.partial(fn, cfg=dedup, storage=cfg.storage),
+            step_stats = run_shards(root, name, tasks_, functools.partial(fn, cfg=dedup, layout=layout),
                                     use_ray=use_ray)
             for shard in sorted(step_stats):
                 merge_stats(stats, step_stats[shard])
@@ -116,11 +128,11 @@ def run_curate(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False)
                 "rows": 0, "bytes": 0, "seconds": sum(s["seconds"][name] for s in step_stats.values())}
 
     decide_stats = run_shards(root, "curate-decide", [{**base, "shard": p, "platform": p} for p in platforms],
-                              functools.partial(decide, cfg=cfg.curate, storage=cfg.storage), use_ray=use_ray)
+                              functools.partial(decide, cfg=cfg.curate, layout=layout), use_ray=use_ray)
     timeline_tasks = [{**base, "shard": f"{p}-{b:04d}", "platform": p, "bucket": b}
                       for p in platforms for b in range(cfg.curate.num_user_buckets)]
     timeline_stats = run_shards(root, "curate-timeline", timeline_tasks,
-                                functools.partial(timeline, cfg=cfg.curate, storage=cfg.storage), use_ray=use_ray)
+                                functools.partial(timeline, cfg=cfg.curate, layout=layout), use_ray=use_ray)
     for part in (decide_stats, timeline_stats):
         for shard in sorted(part):
             merge_stats(stats, part[shard])
@@ -134,10 +146,10 @@ def run_curate(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False)
     stats["peak_rss_mb"] = {k: [max(v)] for k, v in stats.get("peak_rss_mb", {}).items()}
     stats["wall_seconds"] = time.perf_counter() - t0
     stats["accounting_errors"] = check_accounting(stats)
-    root.write_json("stats.json", stats)
+    root.write_json(layout.STATS, stats)
     if stats["accounting_errors"]:
         log.error("curate: rows unaccounted for: %s", stats["accounting_errors"])
     for err in stats.get("file_errors", []):
         log.error("curate: file not fully read: %s: %s", err["uri"], err["error"])
-    log.info("curate funnel (%s):\n%s", root.uri_of("stats.json"), funnel_table(stats))
+    log.info("curate funnel (%s):\n%s", root.uri_of(layout.STATS), funnel_table(stats))
     return stats

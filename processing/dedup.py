@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import xxhash
 from datasketch import MinHash
 
-from processing.config import DedupConfig
+from processing.settings import DedupConfig
 
 MAX_HASH = np.uint64((1 << 32) - 1)
 SHINGLE_MULT = np.uint64(0x9E3779B1)  # odd 32-bit multiplier of the rolling shingle hash

@@ -22,16 +22,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from processing import schema as S
-from processing.config import DedupConfig, StorageConfig
+from core import schema as S
+from core.layout import RunLayout
+from core.storage import ParquetShardWriter, RunRoot
 from processing.dedup import (
-    band_keys, chain_edges, connected_components, exact_keys, normalize, rank_order, scope_salt, signatures,
+    band_keys,
+    chain_edges,
+    connected_components,
+    exact_keys,
+    normalize,
+    rank_order,
+    scope_salt,
+    signatures,
 )
-from processing.storage import ParquetShardWriter, RunRoot
+from processing.settings import DedupConfig
 
 log = logging.getLogger(__name__)
-INDEX = "dedup_index"
-WORK = "_work/curate/dedup"
+WORK = RunLayout.curate_work("dedup")
 EDGE_SCHEMA = pa.schema([pa.field("a", pa.string()), pa.field("b", pa.string())])
 PARAM_KEYS = ("scope", "num_perm", "bands", "rows", "shingle_size", "short_texts", "char_ngram", "seed",
               "num_partitions")
@@ -93,7 +100,7 @@ class DedupRowWriter:
             p = int(parts[lo])
             if p not in self.writers:
                 self.writers[p] = ParquetShardWriter(
-                    self.root, f"{INDEX}/{self.platform}/p={p:04d}/{self.shard}.parquet", S.DEDUP_ROW_SCHEMA)
+                    self.root, RunLayout.dedup_index(self.platform, p, self.shard), S.DEDUP_ROW_SCHEMA)
             self.writers[p].write(rows.slice(lo, hi - lo))
 
     def close(self) -> None:
@@ -101,14 +108,14 @@ class DedupRowWriter:
             w.close()
 
 
-def _read_rows(root: RunRoot, platform: str, part: int, bands: tuple[int, int], previous: tuple[str, ...],
-               storage: StorageConfig) -> pa.Table:
+def _read_rows(layout: RunLayout, platform: str, part: int, bands: tuple[int, int],
+               previous: tuple[str, ...]) -> pa.Table:
     """Band rows of one partition and band range, this run's and the earlier runs' (flag `old`)."""
     flt = (pc.field(S.BAND) >= bands[0]) & (pc.field(S.BAND) < bands[1])
     tables = []
-    for i, r in enumerate((root.uri, *previous)):
-        rr = RunRoot(r, storage)
-        t = rr.read_parquet(f"{INDEX}/{platform}/p={part:04d}", filters=flt, schema=S.DEDUP_ROW_SCHEMA)
+    for i, r in enumerate((layout.root.uri, *previous)):
+        rr = layout.at(r)
+        t = rr.read_parquet(RunLayout.dedup_index(platform, part), filters=flt, schema=S.DEDUP_ROW_SCHEMA)
         if i > 0:  # an earlier run: only its kept copies count
             clusters = rr.read_parquet(f"{WORK}/{platform}/clusters.parquet", schema=S.CLUSTER_SCHEMA) \
                 if rr.exists(f"{WORK}/{platform}/clusters.parquet") else S.CLUSTER_SCHEMA.empty_table()
@@ -123,11 +130,11 @@ def _member_ids(t: pa.Table) -> pa.Array:
     return pc.if_else(t["old"], pc.binary_join_element_wise("\x00", t[S.EVENT_ID], ""), t[S.EVENT_ID])
 
 
-def exact_step(task: dict, cfg: DedupConfig, storage: StorageConfig) -> dict:
+def exact_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     """Chain the rows of each exact key in one partition; record every copy but the first as secondary."""
-    root = RunRoot(task["run_root"], storage)
+    root = layout.root
     platform, part = task["platform"], task["part"]
-    rows = _read_rows(root, platform, part, (-1, 0), cfg.previous_runs, storage)
+    rows = _read_rows(layout, platform, part, (-1, 0), cfg.previous_runs)
     edges, _ = chain_edges(rows[S.KEY], _member_ids(rows), cap=1 << 62)
     root.write_parquet(f"{WORK}/{platform}/edges/exact-{part:04d}.parquet", edges)
     secondary = pc.unique(edges["b"])
@@ -135,11 +142,11 @@ def exact_step(task: dict, cfg: DedupConfig, storage: StorageConfig) -> dict:
     return {"dedup": {platform: {"exact_edges": edges.num_rows}}}
 
 
-def near_step(task: dict, cfg: DedupConfig, storage: StorageConfig) -> dict:
+def near_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     """Chain the rows of each (band, key) bucket for the bands of one pass in one partition."""
-    root = RunRoot(task["run_root"], storage)
+    root = layout.root
     platform, part, lo, hi = task["platform"], task["part"], task["band_lo"], task["band_hi"]
-    rows = _read_rows(root, platform, part, (lo, hi), cfg.previous_runs, storage)
+    rows = _read_rows(layout, platform, part, (lo, hi), cfg.previous_runs)
     secondary = root.read_parquet(f"{WORK}/{platform}/secondary", schema=pa.schema([pa.field(S.EVENT_ID, pa.string())]))
     members = _member_ids(rows)
     keep = pc.invert(pc.is_in(members, secondary[S.EVENT_ID]))
@@ -151,9 +158,9 @@ def near_step(task: dict, cfg: DedupConfig, storage: StorageConfig) -> dict:
     return {"dedup": {platform: {"near_edges": out.num_rows, "capped_bucket_members": skipped}}}
 
 
-def cluster_step(task: dict, cfg: DedupConfig, storage: StorageConfig) -> dict:
+def cluster_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     """Connected components over every edge; pick each cluster's kept copy and mark the others."""
-    root = RunRoot(task["run_root"], storage)
+    root = layout.root
     platform = task["platform"]
     edges = root.read_parquet(f"{WORK}/{platform}/edges", schema=EDGE_SCHEMA)
     comp = connected_components(edges)
@@ -162,13 +169,13 @@ def cluster_step(task: dict, cfg: DedupConfig, storage: StorageConfig) -> dict:
         return {"dedup": {platform: {"clusters": 0}}}
     members = list(comp)
     new_ids = [m for m in members if not m.startswith("\x00")]
-    keys = root.read_parquet(f"_work/curate/stage1/{platform}", columns=[S.EVENT_ID, S.QUALITY, S.TS],
+    keys = root.read_parquet(RunLayout.curate_work("stage1", platform), columns=[S.EVENT_ID, S.QUALITY, S.TS],
                              filters=pc.field(S.EVENT_ID).isin(new_ids), schema=S.EVENT_SCHEMA)
     info = {e: (q, t) for e, q, t in zip(keys[S.EVENT_ID].to_pylist(), keys[S.QUALITY].to_pylist(),
                                         pc.cast(keys[S.TS], pa.int64()).to_pylist())}
     exact = {}
     for i, r in enumerate((root.uri, *cfg.previous_runs)):
-        rows = RunRoot(r, storage).read_parquet(INDEX + f"/{platform}", filters=pc.field(S.BAND) == -1,
+        rows = layout.at(r).read_parquet(RunLayout.dedup_index(platform), filters=pc.field(S.BAND) == -1,
                                                 schema=S.DEDUP_ROW_SCHEMA, columns=[S.KEY, S.EVENT_ID])
         wanted = [m.lstrip("\x00") for m in members if m.startswith("\x00") == (i > 0)]
         rows = rows.filter(pc.is_in(rows[S.EVENT_ID], pa.array(wanted, pa.string())))

@@ -20,16 +20,20 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from processing import schema as S
-from processing.config import ConfigError, PipelineConfig, QualityConfig, QualityTrainConfig, StorageConfig
-from processing.storage import RunRoot, expand_glob, resolve
+from core import schema as S
+from core.config import ConfigError, StorageConfig
+from core.storage import RunRoot, expand_glob, resolve
+from processing.settings import QualityConfig, QualityTrainConfig
+
+if TYPE_CHECKING:  # the composed config imports every stage's settings
+    from ray_jobs.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from processing import schema as S
-from processing.config import CurateConfig
+from core import schema as S
+from processing.settings import CurateConfig
 
 Rule = tuple[str, Callable[[pa.Table], pa.Array]]
 

@@ -16,12 +16,13 @@ import math
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from processing import schema as S
-from processing.config import CurateConfig, StorageConfig
+from core import schema as S
+from core.layout import RunLayout
+from core.storage import RunRoot
 from processing.curate import ITEMS, PROFILES, STAGE1, WORK, tally, to_rejects
 from processing.dedup_stage import load_clusters
 from processing.rules import is_corporate_bio
-from processing.storage import RunRoot
+from processing.settings import CurateConfig
 
 log = logging.getLogger(__name__)
 DECISIONS = f"{WORK}/decisions"
@@ -119,9 +120,9 @@ def decide_amazon(keys: pa.Table, items: pa.Table, cfg: CurateConfig) -> tuple[p
     return keys, drops + [core] + hist
 
 
-def decide(task: dict, cfg: CurateConfig, storage: StorageConfig) -> dict:
+def decide(task: dict, cfg: CurateConfig, layout: RunLayout) -> dict:
     """Step-2 task for one platform: write its decisions (dropped event ids + reason) and parents."""
-    root = RunRoot(task["run_root"], storage)
+    root = layout.root
     platform = task["platform"]
     keys = root.read_parquet(f"{STAGE1}/{platform}", columns=KEY_COLUMNS, schema=S.EVENT_SCHEMA)
     clusters = load_clusters(root, platform)
@@ -226,9 +227,9 @@ def _scrub_profiles(profiles: pa.Table) -> pa.Table:
     return profiles.set_column(profiles.schema.get_field_index(S.META), S.META, pa.array(out, pa.string()))
 
 
-def timeline(task: dict, cfg: CurateConfig, storage: StorageConfig) -> dict:
+def timeline(task: dict, cfg: CurateConfig, layout: RunLayout) -> dict:
     """Step-3 task for one (platform, bucket): apply decisions, add context, sort, write outputs."""
-    root = RunRoot(task["run_root"], storage)
+    root = layout.root
     platform, bucket = task["platform"], task["bucket"]
     events = root.read_parquet(f"{STAGE1}/{platform}/b={bucket:04d}", schema=S.EVENT_SCHEMA)
     clusters = load_clusters(root, platform)
@@ -262,10 +263,10 @@ def timeline(task: dict, cfg: CurateConfig, storage: StorageConfig) -> dict:
     profiles = profiles.filter(pc.is_in(profiles[S.USER_ID], pc.unique(kept[S.USER_ID])))
     profiles = _scrub_profiles(profiles.sort_by([(S.SOURCE_URI, "ascending"), (S.SOURCE_ROW, "ascending")]))
     users = build_users(kept, profiles, platform)
-    name = f"{platform}/part-{bucket:04d}.parquet"
-    root.write_parquet(f"events/{name}", kept)
-    root.write_parquet(f"users/{name}", users)
-    root.write_parquet(f"rejects/timeline/{name}", rejects)
+    name = f"{platform}/part-{bucket:04d}"
+    root.write_parquet(RunLayout.events(name), kept)
+    root.write_parquet(RunLayout.users(name), users)
+    root.write_parquet(RunLayout.rejects("timeline", name), rejects)
     pstats: dict = {"kept": kept.num_rows, "users": users.num_rows, "rejected": {}}
     tally(pstats, rejects)
     return {"platforms": {platform: pstats}, "steps": {"timeline": {"rows": events.num_rows, "bytes": 0, "seconds": 0.0}}}

@@ -1,26 +1,23 @@
-"""Entry point of the SFT dataset stage: `python ray_jobs/build_sft.py --config configs/local.yaml`
-(also `humanllm build-sft ...`, or `ray job submit --working-dir . -- python ray_jobs/build_sft.py ...`)."""
+"""Entry point of the SFT dataset stage: `python -m ray_jobs.build_sft --config configs/local.yaml`
+(also `humanllm build-sft ...`, or `ray job submit --working-dir . -- python -m ray_jobs.build_sft ...`)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script too
-
-from ray_jobs.common import entry_point, run_stage  # noqa: E402
-from ray_jobs.curate import add_arguments  # noqa: E402
+from ray_jobs.common import add_arguments, entry_point, run_stage
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthesis.tasks.stage import run_build_sft
+    from sft.stage import run as stage
 
-    run_stage(args, run_build_sft)
+    run_stage(args, stage)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     return entry_point(__doc__, add_arguments, run, argv)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -5,13 +5,21 @@ import argparse
 import logging
 import sys
 
-from processing.config import ConfigError
-from ray_jobs import ablate_person, build_sft, curate, evaluate, synthesize, train, train_quality
-from ray_jobs.common import setup_logging
+from core.config import ConfigError
+from ray_jobs import (
+    ablate_person,
+    build_sft,
+    curate,
+    evaluate,
+    synthesize,
+    train,
+    train_quality,
+)
+from ray_jobs.common import add_arguments, setup_logging
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from processing.sample_data import write_sample
+    from demo.sample_data import write_sample
 
     manifest = write_sample(args.out, seed=args.seed, users_per_platform=args.users)
     logging.getLogger("humanllm").info("wrote %d records in %d files under %s", sum(manifest.values()), len(manifest), args.out)
@@ -24,11 +32,10 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 
 def _distill(args: argparse.Namespace) -> int:
+    from processing.quality import QualityDataError
     from ray_jobs.common import load
     from ray_jobs.train_quality import format_report
     from synthesis.distill import distill
-
-    from processing.quality import QualityDataError
 
     log = logging.getLogger("humanllm")
     try:
@@ -44,10 +51,11 @@ def _distill(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="humanllm", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    # Stage commands: --config, --set, --restart, --no-ray (curate.add_arguments).
+    # Stage commands: --config, --set, --restart, --no-ray (common.add_arguments).
     stages = [("curate", "raw dumps -> cleaned, filtered per-user timelines (events/, users/, rejects/)", curate.run),
               ("synthesize", "LLM annotations of curated events: tags, user level, post level, judge", synthesize.run),
               ("build-sft", "SFT tasks from the accepted annotations: caps, token limit, split, leakage check", build_sft.run),
+              ("train", "SFT on Ray Train + DeepSpeed, then the merge with the base model", train.run),
               ("evaluate", "base vs tuned vs merged: held-out users' tasks, social-intelligence benchmarks, report.html",
                evaluate.run),
               ("ablate-person", "the same SFT with and without the person part: held-out loss on unseen users",
@@ -55,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
               ("pipeline", "run every stage in order on one config", _pipeline)]
     for name, help_text, func in stages:
         cmd = sub.add_parser(name, help=help_text)
-        curate.add_arguments(cmd)
+        add_arguments(cmd)
         cmd.set_defaults(func=func)
     t = sub.add_parser("train-quality", help="train fastText quality classifiers from labelled Parquet (text, label)")
     train_quality.add_arguments(t)
@@ -63,9 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("distill-quality", help="train the fastText quality classifier from the LLM quality tags")
     train_quality.add_arguments(d)
     d.set_defaults(func=_distill)
-    tr = sub.add_parser("train", help="SFT on Ray Train + DeepSpeed, then the merge with the base model")
-    train.add_arguments(tr)
-    tr.set_defaults(func=train.run)
     m = sub.add_parser("merge", help="LM-Cocktail weighted average of a tuned model and its base")
     train.add_merge_arguments(m)
     m.set_defaults(func=train.merge)

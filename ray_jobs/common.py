@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Callable
 
-from processing.config import PipelineConfig, load_config
+from ray_jobs.config import PipelineConfig, load_config
 
 log = logging.getLogger("humanllm")
 
@@ -55,12 +55,21 @@ def init_ray(cfg: PipelineConfig) -> None:
     log.info("Ray: %s", ray.cluster_resources())
 
 
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags every stage takes."""
+    p.add_argument("--config", required=True, help="pipeline YAML (see configs/local.yaml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. run_root=s3://b/run")
+    p.add_argument("--restart", action="store_true", help="discard this stage's outputs and markers first")
+    p.add_argument("--no-ray", action="store_true", help="run in this process without Ray (debugging; not for training)")
+
+
 def run_stage(args: argparse.Namespace, stage: Callable[..., dict]) -> dict:
-    """Load the config (with --set overrides), start Ray unless --no-ray, run `stage(cfg, use_ray, restart)`."""
+    """Load the config (with --set overrides), start Ray unless --no-ray, run
+    `stage(cfg, layout, use_ray=..., restart=...)` (every stage's contract)."""
     cfg = load(args.config, args.set)
     if not args.no_ray:
         init_ray(cfg)
-    return stage(cfg, use_ray=not args.no_ray, restart=args.restart)
+    return stage(cfg, cfg.layout(), use_ray=not args.no_ray, restart=args.restart)
 
 
 def entry_point(doc: str | None, add_arguments: Callable[[argparse.ArgumentParser], None],

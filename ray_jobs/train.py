@@ -1,35 +1,22 @@
-"""Entry point of the training stage: `python ray_jobs/train.py --config configs/local.yaml` (also
-`humanllm train ...`, or `ray job submit --working-dir . -- python ray_jobs/train.py ...`): SFT on Ray
-Train + DeepSpeed, then the LM-Cocktail merge with the base model (<output_dir>/tuned, merged)."""
+"""Entry point of the training stage: `python -m ray_jobs.train --config configs/local.yaml` (also
+`humanllm train ...`, or `ray job submit --working-dir . -- python -m ray_jobs.train ...`): SFT on Ray
+Train + DeepSpeed, then the LM-Cocktail merge with the base model (model/tuned, model/merged)."""
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script too
-
-from ray_jobs.common import entry_point, init_ray, load  # noqa: E402
+from ray_jobs.common import add_arguments, entry_point, run_stage
 
 log = logging.getLogger("humanllm")
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, help="pipeline YAML (see configs/local.yaml)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.max_steps=10")
-
-
 def run(args: argparse.Namespace) -> int:
-    from train.launcher import resolved, run_training
-    from train.merge import merge_models
+    from train.launcher import run as stage
 
-    cfg = load(args.config, args.set)
-    init_ray(cfg)
-    metrics = run_training(cfg)
-    t = resolved(cfg)
-    merge_models(metrics["tuned"], t.model, os.path.join(t.output_dir, "merged"), tuple(t.merge_weights))
+    metrics = run_stage(args, stage)
     log.info("training done: %s", json.dumps(metrics, default=str))
     return 0
 
@@ -50,6 +37,7 @@ def add_merge_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     return entry_point(__doc__, add_arguments, run, argv)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Train the fastText quality classifier(s): `python ray_jobs/train_quality.py --config configs/local.yaml`
+"""Train the fastText quality classifier(s): `python -m ray_jobs.train_quality --config configs/local.yaml`
 (also `humanllm train-quality ...`). Reads `train_quality.data` (Parquet: text, label[, platform]) and
 writes quality-<platform|shared>.bin and report.json under `train_quality.output_dir`. Runs in this
 process: training is single-threaded and deterministic, no Ray cluster is started."""
@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script too
-
-from ray_jobs.common import load, setup_logging  # noqa: E402
+from ray_jobs.common import load, setup_logging
 
 log = logging.getLogger("humanllm")
 
@@ -51,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from processing.config import ConfigError
+    from core.config import ConfigError
 
     p = argparse.ArgumentParser(description=__doc__)
     add_arguments(p)

@@ -1,7 +1,7 @@
 """Acceptance of judged samples (PAPER.md 3.4, `check_quality`): per-kind, per-platform thresholds."""
 from __future__ import annotations
 
-from processing.config import JudgeConfig
+from synthesis.settings import JudgeConfig
 
 # Kinds whose thresholds differ from the default (overall >= 9 and every other dimension >= 8).
 THRESHOLD_KEY = {"persona": "persona", "persona_amazon": "persona", "profile": "profile",

@@ -9,28 +9,35 @@ Invalid answers are retried in further rounds with a new seed; after `max_attemp
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from processing import schema as S
-from processing.config import EngineConfig, PipelineConfig
-from processing.stage import StageMarkers, run_shards
-from processing.storage import RunRoot
+from core import schema as S
+from core.layout import RunLayout
+from core.shards import StageMarkers, run_shards
+from core.storage import RunRoot
+from llm.engines import answer_row, engine_label, generate, local_engine
+from llm.ids import stable_id
+from llm.render import Renderer, engine_renderer
+from llm.settings import EngineConfig
 from synthesis import requests as R
-from synthesis.engines import TableEngine, TransformersGenerator, answer_row, engine_label, generate
 from synthesis.judge import verdict
 from synthesis.parsers import parse_output
 from synthesis.prompts import load_spec
 
+if TYPE_CHECKING:  # the composed config imports every stage's settings
+    from ray_jobs.config import PipelineConfig
+
 log = logging.getLogger(__name__)
 
 PASSES = ("tags", "user", "post", "judge")
-OUTPUTS = "synth/outputs"
 
 
 def engine_of(cfg: PipelineConfig, pass_name: str) -> EngineConfig:
@@ -42,35 +49,38 @@ def _read(root: RunRoot, rel: str, schema: pa.Schema) -> pa.Table:
     return root.read_parquet(rel, schema=schema) if root.exists(rel) else schema.empty_table()
 
 
-def _events(root: RunRoot, shard: str, users: list[str] | None) -> pa.Table:
-    events = root.read_parquet(f"events/{shard}.parquet", schema=S.EVENT_SCHEMA)
+def _events(layout: RunLayout, shard: str, users: list[str] | None) -> pa.Table:
+    events = layout.root.read_parquet(layout.events(shard), schema=S.EVENT_SCHEMA)
     return events.filter(pc.is_in(events[S.USER_ID], pa.array(users, pa.string()))) if users is not None else events
 
 
-def _tags(root: RunRoot, shard: str) -> R.Tags:
-    return R.Tags.from_annotations(_read(root, f"annotations/tags/{shard}.parquet", S.ANNOTATION_SCHEMA))
+def _tags(layout: RunLayout, shard: str) -> R.Tags:
+    return R.Tags.from_annotations(_read(layout.root, layout.annotations("tags", shard), S.ANNOTATION_SCHEMA))
 
 
-def build_requests(cfg: PipelineConfig, pass_name: str, shard: str, users: list[str] | None,
-                   renderer: R.Renderer) -> list[R.Request]:
+def _user_and_post_annotations(layout: RunLayout, shard: str) -> pa.Table:
+    return pa.concat_tables([_read(layout.root, layout.annotations(p, shard), S.ANNOTATION_SCHEMA)
+                             for p in ("user", "post")])
+
+
+def build_requests(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shard: str, users: list[str] | None,
+                   renderer: Renderer) -> list[R.Request]:
     """Every request of one pass over one shard (finished or not), in prefix order (user by user)."""
-    root, syn = RunRoot(cfg.run_root, cfg.storage), cfg.synthesis
-    events = _events(root, shard, users)
+    syn = cfg.synthesis
+    events = _events(layout, shard, users)
     if pass_name == "tags":
         return R.tag_requests(events, syn, renderer)
-    tags = _tags(root, shard)
+    tags = _tags(layout, shard)
     if pass_name == "user":
         return R.user_requests(events, tags, syn, renderer)
     if pass_name == "post":
         return R.post_requests(events, tags, syn, renderer)
-    annotations = pa.concat_tables([_read(root, f"annotations/{p}/{shard}.parquet", S.ANNOTATION_SCHEMA)
-                                    for p in ("user", "post")])
-    return R.judge_requests(annotations, events, tags, syn, renderer)
+    return R.judge_requests(_user_and_post_annotations(layout, shard), events, tags, syn, renderer)
 
 
-def attempts_so_far(root: RunRoot, pass_name: str, shard: str) -> tuple[set[str], dict[str, int]]:
+def attempts_so_far(layout: RunLayout, pass_name: str, shard: str) -> tuple[set[str], dict[str, int]]:
     """(request ids with a valid answer, attempts made per request id) from the written outputs."""
-    out = _read(root, f"{OUTPUTS}/{pass_name}/{shard}", S.OUTPUT_SCHEMA).select([S.REQUEST_ID, S.OK])
+    out = _read(layout.root, layout.synth_outputs(pass_name, shard), S.OUTPUT_SCHEMA).select([S.REQUEST_ID, S.OK])
     done = set(out.filter(out[S.OK])[S.REQUEST_ID].to_pylist())
     made: dict[str, int] = defaultdict(int)
     for rid in out[S.REQUEST_ID].to_pylist():
@@ -78,13 +88,13 @@ def attempts_so_far(root: RunRoot, pass_name: str, shard: str) -> tuple[set[str]
     return done, made
 
 
-def pending_requests(cfg: PipelineConfig, pass_name: str, shard: str, users: list[str] | None,
+def pending_requests(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shard: str, users: list[str] | None,
                      render: bool) -> pa.Table:
     """The shard's requests with no valid answer yet and attempts left (the anti-join)."""
-    root, syn, engine = RunRoot(cfg.run_root, cfg.storage), cfg.synthesis, engine_of(cfg, pass_name)
-    renderer = R.engine_renderer(engine)
-    done, made = attempts_so_far(root, pass_name, shard)
-    todo = [r for r in build_requests(cfg, pass_name, shard, users, renderer)
+    syn, engine = cfg.synthesis, engine_of(cfg, pass_name)
+    renderer = engine_renderer(engine)
+    done, made = attempts_so_far(layout, pass_name, shard)
+    todo = [r for r in build_requests(cfg, layout, pass_name, shard, users, renderer)
             if r.request_id not in done and made.get(r.request_id, 0) < syn.max_attempts]
     return R.to_table(todo, shard, renderer if render else None, syn, engine, made)
 
@@ -104,33 +114,24 @@ def parse_batch(batch: pa.Table, engine: str, model: str) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=S.OUTPUT_SCHEMA)
 
 
-def write_outputs(root: RunRoot, pass_name: str, table: pa.Table) -> int:
+def write_outputs(layout: RunLayout, pass_name: str, table: pa.Table) -> int:
     """Write streamed answers, one file per (shard, batch) named by its request ids and attempts."""
     for shard in sorted(set(table[S.SHARD].to_pylist())):
         part = table.filter(pc.equal(table[S.SHARD], shard)).sort_by([(S.REQUEST_ID, "ascending"), (S.ATTEMPT, "ascending")])
-        name = R.stable_id(*(f"{r}:{a}" for r, a in zip(part[S.REQUEST_ID].to_pylist(), part[S.ATTEMPT].to_pylist())))
-        root.write_parquet(f"{OUTPUTS}/{pass_name}/{shard}/{name}.parquet", part)
+        name = stable_id(*(f"{r}:{a}" for r, a in zip(part[S.REQUEST_ID].to_pylist(), part[S.ATTEMPT].to_pylist())))
+        layout.root.write_parquet(layout.synth_outputs(pass_name, shard, name), part)
     return table.num_rows
 
 
-def local_engine(engine: EngineConfig):
-    """The engine of a run without Ray (table or transformers), called on request batches in-process."""
-    if engine.backend == "table":
-        return TableEngine.from_file(engine.table)
-    if engine.backend == "transformers":
-        return TransformersGenerator(engine.model, engine.tokenizer, "float32" if engine.dtype == "auto" else engine.dtype)
-    raise ValueError(f"engine backend {engine.backend!r} runs on Ray only (drop --no-ray)")
-
-
-def _round(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict[str, list[str] | None],
-           use_ray: bool) -> dict:
+def _round(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: list[str],
+           users: dict[str, list[str] | None], use_ray: bool) -> dict:
     """Send every pending request of `shards` once; write answers as they arrive."""
-    root, engine = RunRoot(cfg.run_root, cfg.storage), engine_of(cfg, pass_name)
+    engine = engine_of(cfg, pass_name)
     label = engine_label(engine)
     stats = {"answers": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
     def account(table: pa.Table) -> None:
-        write_outputs(root, pass_name, table)
+        write_outputs(layout, pass_name, table)
         stats["answers"] += table.num_rows
         stats["prompt_tokens"] += pc.sum(table[S.PROMPT_TOKENS]).as_py() or 0
         stats["completion_tokens"] += pc.sum(table[S.COMPLETION_TOKENS]).as_py() or 0
@@ -140,7 +141,7 @@ def _round(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict[s
     if not use_ray:
         gen = local_engine(engine)
         for shard in shards:
-            reqs = pending_requests(cfg, pass_name, shard, users[shard], render=True)
+            reqs = pending_requests(cfg, layout, pass_name, shard, users[shard], render=True)
             for start in range(0, reqs.num_rows, engine.batch_size):
                 account(parse_batch(gen(reqs.slice(start, engine.batch_size)), *label))
         return stats
@@ -149,7 +150,7 @@ def _round(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict[s
 
     def build(batch: pa.Table) -> pa.Table:
         shard = batch[S.SHARD][0].as_py()
-        return pending_requests(cfg, pass_name, shard, users[shard], render=True)
+        return pending_requests(cfg, layout, pass_name, shard, users[shard], render=True)
 
     ds = ray.data.from_items([{S.SHARD: s} for s in shards], override_num_blocks=len(shards))
     ds = ds.map_batches(build, batch_size=1, batch_format="pyarrow")
@@ -161,7 +162,7 @@ def _round(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict[s
     return stats
 
 
-def _finalize_annotations(root: RunRoot, pass_name: str, shard: str, outputs: pa.Table) -> dict:
+def _finalize_annotations(pass_name: str, shard: str, outputs: pa.Table) -> dict:
     ann, fail = [], []
     grouped: dict[str, list[dict]] = defaultdict(list)
     for row in outputs.to_pylist():
@@ -184,14 +185,13 @@ def _finalize_annotations(root: RunRoot, pass_name: str, shard: str, outputs: pa
             "failures": pa.Table.from_pylist(fail, schema=S.FAILURE_SCHEMA)}
 
 
-def _judgements(cfg: PipelineConfig, root: RunRoot, shard: str, judged: pa.Table) -> pa.Table:
+def _judgements(cfg: PipelineConfig, layout: RunLayout, shard: str, judged: pa.Table) -> pa.Table:
     """One judgement per judged-kind annotation: scores + verdict, unparseable = rejected, exempt = accepted."""
     jcfg = cfg.synthesis.judge
     engine, model = engine_label(engine_of(cfg, "judge"))
-    annotations = pa.concat_tables([_read(root, f"annotations/{p}/{shard}.parquet", S.ANNOTATION_SCHEMA)
-                                    for p in ("user", "post")])
+    annotations = _user_and_post_annotations(layout, shard)
     by_ann = {r[S.SUBJECT_ID]: r for r in judged.to_pylist()}
-    failures = {r[S.SUBJECT_ID]: r for r in _read(root, f"failures/judge/{shard}.parquet", S.FAILURE_SCHEMA).to_pylist()}
+    failures = {r[S.SUBJECT_ID]: r for r in _read(layout.root, layout.failures("judge", shard), S.FAILURE_SCHEMA).to_pylist()}
     rows = []
     for ann in annotations.to_pylist():
         spec = load_spec(ann[S.ANNOTATION_KIND])
@@ -221,44 +221,43 @@ def _judgements(cfg: PipelineConfig, root: RunRoot, shard: str, judged: pa.Table
     return table.sort_by([(S.ANNOTATION_ID, "ascending")])
 
 
-def finalize_shard(task: dict) -> dict:
+def finalize_shard(cfg: PipelineConfig, layout: RunLayout, task: dict) -> dict:
     """Collapse a shard's answers into annotations/ (or judgements/) and failures/."""
-    cfg = PipelineConfig.model_validate(task["cfg"])
-    root, pass_name, shard = RunRoot(cfg.run_root, cfg.storage), task["pass"], task["shard"]
-    outputs = _read(root, f"{OUTPUTS}/{pass_name}/{shard}", S.OUTPUT_SCHEMA)
-    out = _finalize_annotations(root, pass_name, shard, outputs)
-    root.write_parquet(f"failures/{pass_name}/{shard}.parquet", out["failures"])
+    root, pass_name, shard = layout.root, task["pass"], task["shard"]
+    outputs = _read(root, layout.synth_outputs(pass_name, shard), S.OUTPUT_SCHEMA)
+    out = _finalize_annotations(pass_name, shard, outputs)
+    root.write_parquet(layout.failures(pass_name, shard), out["failures"])
     if pass_name == "judge":
-        judgements = _judgements(cfg, root, shard, out["annotations"])
-        root.write_parquet(f"judgements/{shard}.parquet", judgements)
+        judgements = _judgements(cfg, layout, shard, out["annotations"])
+        root.write_parquet(layout.judgements(shard), judgements)
         return {"judged": judgements.num_rows, "accepted": int(pc.sum(judgements[S.ACCEPTED]).as_py() or 0)}
-    root.write_parquet(f"annotations/{pass_name}/{shard}.parquet", out["annotations"])
+    root.write_parquet(layout.annotations(pass_name, shard), out["annotations"])
     return {"annotations": out["annotations"].num_rows, "failures": out["failures"].num_rows}
 
 
-def run_pass(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict[str, list[str] | None],
-             use_ray: bool = True) -> dict:
+def run_pass(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: list[str],
+             users: dict[str, list[str] | None], use_ray: bool = True) -> dict:
     """Run one pass to completion (rounds until nothing is pending), then finalise its shards."""
-    root, syn = RunRoot(cfg.run_root, cfg.storage), cfg.synthesis
+    root, syn = layout.root, cfg.synthesis
     marker = f"synthesize-{pass_name}"
-    tasks = [{"shard": s, "pass": pass_name, "cfg": cfg.model_dump(mode="json")} for s in shards]
+    tasks = [{"shard": s, "pass": pass_name} for s in shards]
     markers = StageMarkers(root, marker)
     stats: dict = {"rounds": 0, "answers": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
     if not all(markers.done(s) for s in shards):
         for attempt in range(syn.max_attempts):
-            pending = {s: pending_requests(cfg, pass_name, s, users[s], render=False).num_rows for s in shards}
+            pending = {s: pending_requests(cfg, layout, pass_name, s, users[s], render=False).num_rows for s in shards}
             todo = [s for s in shards if pending[s]]
             if not todo:
                 break
             log.info("%s pass, round %d: %d pending requests in %d shards", pass_name, attempt + 1,
                      sum(pending.values()), len(todo))
             t0 = time.perf_counter()
-            r = _round(cfg, pass_name, todo, users, use_ray)
+            r = _round(cfg, layout, pass_name, todo, users, use_ray)
             stats["seconds"] += time.perf_counter() - t0
             stats["rounds"] += 1
             for k in ("answers", "prompt_tokens", "completion_tokens"):
                 stats[k] += r[k]
-    done = run_shards(root, marker, tasks, finalize_shard, use_ray=False)
+    done = run_shards(root, marker, tasks, functools.partial(finalize_shard, cfg, layout), use_ray=False)
     for s in done.values():
         for k, v in s.items():
             if isinstance(v, int):

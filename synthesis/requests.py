@@ -7,20 +7,20 @@ the prefix from its cache for every request after the first.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Iterable
 
 import pyarrow as pa
 
-from processing import schema as S
-from processing.config import EngineConfig, SynthesisConfig
-from synthesis.engines import resolve_model
+from core import schema as S
+from llm.ids import seed_for, stable_id
+from llm.render import Renderer
+from llm.settings import EngineConfig
 from synthesis.parsers import render_sample
 from synthesis.prompts import build_messages, load_spec, prompt_hash, structured_output
+from synthesis.settings import SynthesisConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,60 +34,6 @@ QUALITY_RANK = {"high": 0, "medium": 1}
 PSEUDONYMS = ("Alex", "Jordan", "Sam", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery", "Quinn",
               "Robin", "Drew", "Charlie", "Dana", "Emery", "Kai", "Logan", "Parker", "Reese", "Sky")
 TAG_SLACK_TOKENS = 160  # a rewrite echoes the post: its budget grows with the post
-
-
-def stable_id(*parts: str) -> str:
-    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:20]
-
-
-def seed_for(request_id: str, attempt: int, base: int) -> int:
-    """A new seed per attempt, the same on every rerun."""
-    return int(hashlib.sha1(f"{base}:{request_id}:{attempt}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
-
-
-class Renderer:
-    """Renders messages with the engine model's chat template and counts tokens with its tokenizer.
-
-    Engines without a local tokenizer (a hosted model, the table engine) count words and join the
-    messages as plain text; vLLM and transformers always have one.
-    """
-
-    def __init__(self, tokenizer_path: str | None):
-        self.tok = None
-        if tokenizer_path:
-            from transformers import AutoTokenizer
-
-            self.tok = AutoTokenizer.from_pretrained(resolve_model(tokenizer_path))
-
-    def count(self, text: str) -> int:
-        if self.tok is None:
-            return len(text.split())
-        return len(self.tok(text, add_special_tokens=False).input_ids)
-
-    def truncate(self, text: str, budget: int) -> str:
-        """The first `budget` tokens of text (marked with an ellipsis when cut)."""
-        if self.tok is None:
-            words = text.split()
-            return text if len(words) <= budget else " ".join(words[:budget]) + " ..."
-        ids = self.tok(text, add_special_tokens=False).input_ids
-        return text if len(ids) <= budget else self.tok.decode(ids[:budget]) + " ..."
-
-    def render(self, messages: list[dict]) -> str:
-        if self.tok is None or not getattr(self.tok, "chat_template", None):
-            return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant:"
-        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-@lru_cache(maxsize=4)
-def renderer_for(backend: str, model: str, tokenizer: str | None) -> Renderer:
-    """One renderer per engine per process (the tokenizer loads once)."""
-    if backend in ("vllm", "transformers"):
-        return Renderer(tokenizer or model)
-    return Renderer(tokenizer)
-
-
-def engine_renderer(cfg: EngineConfig) -> Renderer:
-    return renderer_for(cfg.backend, cfg.model, cfg.tokenizer)
 
 
 # ---- how posts read in prompts -------------------------------------------------------------------

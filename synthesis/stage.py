@@ -6,39 +6,31 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from processing import schema as S
-from processing.config import PipelineConfig
-from processing.stage import MARKERS, StageMarkers, fingerprint
-from processing.storage import RunRoot
+from core import schema as S
+from core.layout import RunLayout
+from core.shards import StageMarkers, fingerprint
+from core.storage import RunRoot
 from synthesis.passes import PASSES, run_pass
 from synthesis.requests import AMAZON_USER_KINDS, POST_KINDS, TAG_KINDS, USER_KINDS
 
+if TYPE_CHECKING:  # the composed config imports every stage's settings
+    from ray_jobs.config import PipelineConfig
+
 log = logging.getLogger(__name__)
 
-OUTPUT_DIRS = ("synth", "annotations", "judgements", "failures")
-
-
-def list_shards(root: RunRoot, platforms: list[str]) -> list[str]:
-    """`<platform>/part-NNNN` of every curated events/ file of the platforms asked for."""
-    shards = []
-    for platform in platforms:
-        for rel in root.list(f"events/{platform}", suffix=".parquet"):
-            shards.append(f"{platform}/{rel.rsplit('/', 1)[-1][:-len('.parquet')]}")
-    return sorted(shards)
-
-
-def select_users(root: RunRoot, cfg: PipelineConfig, shards: list[str]) -> dict[str, list[str] | None]:
+def select_users(layout: RunLayout, cfg: PipelineConfig, shards: list[str]) -> dict[str, list[str] | None]:
     """Per shard, the users to annotate: all, or the first `max_users` per platform by (random) user id."""
     cap = cfg.synthesis.max_users
     if cap is None:
         return {s: None for s in shards}
     by_platform: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for s in shards:
-        ids = root.read_parquet(f"events/{s}.parquet", columns=[S.USER_ID])[S.USER_ID]
+        ids = layout.root.read_parquet(layout.events(s), columns=[S.USER_ID])[S.USER_ID]
         by_platform[s.split("/")[0]] += [(u, s) for u in pc.unique(ids).to_pylist()]
     out: dict[str, list[str] | None] = {s: [] for s in shards}
     for pairs in by_platform.values():
@@ -51,13 +43,14 @@ def _read_all(root: RunRoot, rel: str, schema: pa.Schema) -> pa.Table:
     return root.read_parquet(rel, schema=schema) if root.exists(rel) else schema.empty_table()
 
 
-def kind_summary(root: RunRoot) -> dict[str, dict]:
+def kind_summary(layout: RunLayout) -> dict[str, dict]:
     """Per kind: requests, valid, NULL, failed, judged, accepted, tokens and tokens per accepted sample."""
     out: dict[str, dict] = defaultdict(lambda: defaultdict(int))
-    judgements = _read_all(root, "judgements", S.JUDGEMENT_SCHEMA)
+    root = layout.root
+    judgements = _read_all(root, layout.judgements(), S.JUDGEMENT_SCHEMA)
     verdicts = {r[S.ANNOTATION_ID]: r for r in judgements.to_pylist()}
     for p in ("tags", "user", "post"):
-        for row in _read_all(root, f"annotations/{p}", S.ANNOTATION_SCHEMA).to_pylist():
+        for row in _read_all(root, layout.annotations(p), S.ANNOTATION_SCHEMA).to_pylist():
             k = out[row[S.ANNOTATION_KIND]]
             k["requests"] += 1
             k["tokens"] += row[S.PROMPT_TOKENS] + row[S.COMPLETION_TOKENS]
@@ -78,7 +71,7 @@ def kind_summary(root: RunRoot) -> dict[str, dict]:
                 k["accepted"] += int(bool(fields.get("social")) and not fields.get("unsafe"))
             else:
                 k["accepted"] += 1
-        for row in _read_all(root, f"failures/{p}", S.FAILURE_SCHEMA).to_pylist():
+        for row in _read_all(root, layout.failures(p), S.FAILURE_SCHEMA).to_pylist():
             k = out[row[S.ANNOTATION_KIND]]
             k["requests"] += 1
             k["failed"] += 1
@@ -146,26 +139,27 @@ def summary_table(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def run_synthesis(cfg: PipelineConfig, use_ray: bool = True, restart: bool = False) -> dict:
+def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool = True, restart: bool = False) -> dict:
     """Run every pass in order (finished passes and shards are skipped); return the stage stats."""
-    root = RunRoot(cfg.run_root, cfg.storage)
+    layout = layout or cfg.layout()
+    root = layout.root
     if restart:
-        for rel in OUTPUT_DIRS:
+        for rel in layout.synthesis_outputs():
             root.delete(rel)
         for p in (*PASSES, "config"):
-            root.delete(f"{MARKERS}/synthesize-{p}")
-        root.delete(f"{MARKERS}/synthesize")
-    shards = list_shards(root, list(cfg.synthesis.platforms))
+            root.delete(RunLayout.markers(f"synthesize-{p}"))
+        root.delete(RunLayout.markers("synthesize"))
+    shards = layout.event_shards(list(cfg.synthesis.platforms))
     if not shards:
-        raise FileNotFoundError(f"no curated events under {root.uri_of('events')}: run `humanllm curate` first")
+        raise FileNotFoundError(f"no curated events under {root.uri_of(layout.events())}: run `humanllm curate` first")
     StageMarkers(root, "synthesize").check_config(fingerprint(cfg.synthesis.model_dump(mode="json")))
-    users = select_users(root, cfg, shards)
+    users = select_users(layout, cfg, shards)
     stats: dict = {"passes": {}}
     for p in PASSES:
         log.info("synthesis: %s pass over %d shards", p, len(shards))
-        stats["passes"][p] = run_pass(cfg, p, shards, users, use_ray=use_ray)
-    stats["kinds"] = kind_summary(root)
+        stats["passes"][p] = run_pass(cfg, layout, p, shards, users, use_ray=use_ray)
+    stats["kinds"] = kind_summary(layout)
     stats["pass_summary"] = pass_summary(stats)
-    root.write_json("synth/stats.json", stats)
-    log.info("synthesis done: %s\n%s", root.uri_of("synth/stats.json"), summary_table(stats))
+    root.write_json(layout.synth_stats(), stats)
+    log.info("synthesis done: %s\n%s", root.uri_of(layout.synth_stats()), summary_table(stats))
     return stats

@@ -36,7 +36,7 @@ def ray_cluster():
 
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
-    from processing.sample_data import write_sample
+    from demo.sample_data import write_sample
 
     out = tmp_path_factory.mktemp("sample")
     write_sample(out)

@@ -8,8 +8,8 @@ import json
 
 import pyarrow as pa
 
-from processing import schema as S
-from processing.storage import RunRoot
+from core import schema as S
+from core.storage import RunRoot
 from tests.synth_fixtures import SENTENCES
 
 REDDIT_USERS = ("r_ann", "r_ben", "r_cat")

@@ -6,9 +6,9 @@ import json
 
 import pyarrow as pa
 
-from processing import schema as S
-from processing.config import parse_config
-from processing.storage import RunRoot
+from core import schema as S
+from core.storage import RunRoot
+from ray_jobs.config import parse_config
 
 SENTENCES = [
     "I finally told my manager that I wanted to move to the design team, and she listened.",

@@ -8,10 +8,10 @@ from collections import Counter
 
 import pyarrow.compute as pc
 
-from processing import schema as S
-from processing.config import parse_config
-from processing.curate_stage import run_curate
-from processing.storage import RunRoot
+from core import schema as S
+from core.storage import RunRoot
+from processing.curate_stage import run as run_curate
+from ray_jobs.config import parse_config
 
 LONG = "My neighbour and I finally fixed the fence after the storm knocked it down last week, " * 5
 

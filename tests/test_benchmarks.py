@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from evaluation.benchmarks import BENCHMARKS, DEFAULT_FOLDERS, load_benchmark
-from evaluation.benchmarks.common import letter_index, shuffle_choices, split_lettered, strip_letter, text_index
+from evaluation.benchmarks.common import (
+    letter_index,
+    shuffle_choices,
+    split_lettered,
+    strip_letter,
+    text_index,
+)
 from evaluation.items import LETTERS, MCQItem, items_table
 
 data = pytest.mark.shared_data

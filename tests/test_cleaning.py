@@ -4,8 +4,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from processing.cleaning import (ALL_PII_KINDS, CleaningOptions, CleanResult, clean_column,
-                                 clean_text, scrub_pii)
+from processing.cleaning import (
+    ALL_PII_KINDS,
+    CleaningOptions,
+    CleanResult,
+    clean_column,
+    clean_text,
+    scrub_pii,
+)
 
 
 def clean(text: str, **kw) -> str:

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from processing.config import ConfigError, load_config, parse_config
+from core.config import ConfigError
+from ray_jobs.config import load_config, parse_config
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
 

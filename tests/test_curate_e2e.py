@@ -16,10 +16,10 @@ import pyarrow.compute as pc
 import pytest
 import yaml
 
-from processing import schema as S
-from processing.config import parse_config
-from processing.curate_stage import run_curate
-from processing.storage import RunRoot
+from core import schema as S
+from core.storage import RunRoot
+from processing.curate_stage import run as run_curate
+from ray_jobs.config import parse_config
 from tests.conftest import REPO, sample_inputs
 
 pytestmark = pytest.mark.slow
@@ -112,7 +112,7 @@ def kill_when_markers(cfg_path: Path, markers: Path, count: int) -> int:
 
 @pytest.fixture(scope="module")
 def synthetic_corpus(tmp_path_factory) -> Path:
-    from processing.sample_data import write_synthetic_corpus
+    from demo.sample_data import write_synthetic_corpus
 
     raw = tmp_path_factory.mktemp("synthetic")
     write_synthetic_corpus(raw, n_events=60_000, files=6)

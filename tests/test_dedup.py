@@ -12,13 +12,20 @@ import pyarrow.compute as pc
 import pytest
 from datasketch import MinHash
 
-from processing import schema as S
-from processing.config import DedupConfig, parse_config
-from processing.curate_stage import run_curate
+from core import schema as S
+from core.storage import RunRoot
+from processing.curate_stage import run as run_curate
 from processing.dedup import (
-    chain_edges, connected_components, normalize, optimal_bands_rows, s_curve, shingle_hashes, signatures,
+    chain_edges,
+    connected_components,
+    normalize,
+    optimal_bands_rows,
+    s_curve,
+    shingle_hashes,
+    signatures,
 )
-from processing.storage import RunRoot
+from processing.settings import DedupConfig
+from ray_jobs.config import parse_config
 
 WORDS = ("time year people way day man thing woman life child world school state family student group country "
          "problem hand part place case week company system program question work government number night point "

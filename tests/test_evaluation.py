@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 import torch
 
+from core.storage import RunRoot
 from evaluation import judge as J
 from evaluation import mcq as M
 from evaluation import text_metrics as T
@@ -18,11 +19,11 @@ from evaluation.benchmarks import load_benchmark
 from evaluation.in_domain import item_hit
 from evaluation.items import MCQItem, items_table
 from evaluation.report import chromium, render_in_chromium
-from evaluation.stage import pairwise_summary, run_evaluate, JUDGE_SCHEMA
-from processing.config import parse_config
-from processing.storage import RunRoot
-from synthesis.local_models import tiny_chat_model
-from synthesis.tasks.stage import run_build_sft
+from evaluation.stage import JUDGE_SCHEMA, pairwise_summary
+from evaluation.stage import run as run_evaluate
+from llm.local_models import tiny_chat_model
+from ray_jobs.config import parse_config
+from sft.stage import run as run_build_sft
 from tests.sft_fixtures import write_sft_run_root
 
 ITEMS = [MCQItem(f"t/{i}", "toy", "s", "en", f"Story {i}.", "Where?", ("box", "basket", "more full"), i % 3)
@@ -226,7 +227,7 @@ def test_missing_model_and_benchmark_folder_are_clear_errors(sft_run, tiny, tmp_
 def test_person_ablation_trains_both_arms_on_ray(ray_cluster, tiny, tmp_path):
     """Both arms build the same examples (prompts with and without the person part) and train on Ray
     Train; the result names the held-out loss of each before and after."""
-    from evaluation.ablation import ablation_dir, run_person_ablation
+    from evaluation.ablation import run as run_person_ablation
 
     root = str(tmp_path / "run")
     write_sft_run_root(root)
@@ -242,7 +243,7 @@ def test_person_ablation_trains_both_arms_on_ray(ray_cluster, tiny, tmp_path):
     assert w["mean_tokens"] > wo["mean_tokens"]  # the person part is gone from the prompts
     for arm in (w, wo):
         assert [s for s, _ in arm["eval_loss"]] == [0, 3] and all(np.isfinite(v) for _, v in arm["eval_loss"])
-    assert (ablation_dir(cfg) / "README.md").read_text().startswith("| arm |")
+    assert Path(cfg.layout().ablation_card()).read_text().startswith("| arm |")
     assert summary["gain_from_person_after"] == pytest.approx(wo["after"] - w["after"])
 
 

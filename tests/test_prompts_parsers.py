@@ -9,7 +9,13 @@ import pytest
 from synthesis import prompts as P
 from synthesis.parsers import MAX_STORIES, Parsed, parse_output, render_sample
 from synthesis.prompts import (
-    KindSpec, all_kinds, build_messages, load_spec, prompt_hash, structured_output, system_prompt,
+    KindSpec,
+    all_kinds,
+    build_messages,
+    load_spec,
+    prompt_hash,
+    structured_output,
+    system_prompt,
 )
 
 HISTORY = "Below are the posts of one reddit user, oldest first.\n\n[2021-03-02] I started a new job as a nurse."

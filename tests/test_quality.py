@@ -9,9 +9,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from processing.config import PipelineConfig, QualityConfig, QualityTrainConfig
-from processing.quality import (LABEL, QualityDataError, fasttext_line, load_model, score, score_events,
-                                train_from_config, train_quality)
+from processing.quality import (
+    LABEL,
+    QualityDataError,
+    fasttext_line,
+    load_model,
+    score,
+    score_events,
+    train_from_config,
+    train_quality,
+)
+from processing.settings import QualityConfig, QualityTrainConfig
+from ray_jobs.config import PipelineConfig
 
 SMALL = dict(dim=16, bucket=20_000, epoch=10, lr=0.5, word_ngrams=2, seed=3, test_fraction=0.2)
 
@@ -201,10 +210,11 @@ def test_curate_scores_and_filters_with_a_trained_model(tmp_path):
     """The quality step inside curate: every kept event scored, low scorers rejected with low_quality."""
     import json
 
-    from processing import schema as S
-    from processing.config import QualityTrainConfig, parse_config
-    from processing.curate_stage import run_curate
-    from processing.storage import RunRoot
+    from core import schema as S
+    from core.storage import RunRoot
+    from processing.curate_stage import run as run_curate
+    from processing.settings import QualityTrainConfig
+    from ray_jobs.config import parse_config
 
     model = str(tmp_path / "q.bin")
     train_quality(fixture(), model, QualityTrainConfig(**SMALL))

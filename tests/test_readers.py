@@ -10,9 +10,16 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from processing import schema as S
+from core import schema as S
 from processing.readers import UnknownFormat, detect_format, read_file
-from processing.readers.base import Event, Item, Profile, ReadContext, Reject, iter_lines
+from processing.readers.base import (
+    Event,
+    Item,
+    Profile,
+    ReadContext,
+    Reject,
+    iter_lines,
+)
 from processing.readers.blogger import iter_posts, parse_file_name
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from processing import schema as S
+from core import schema as S
 from processing.readers import detect_format, read_file
 from processing.readers.base import Event, Profile, ReadContext, Reject
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from processing import schema as S
-from processing.config import CurateConfig
+from core import schema as S
 from processing.curate import process_batch
 from processing.rules import is_corporate_bio
+from processing.settings import CurateConfig
 
 LONG = ("I spent the whole weekend repainting the kitchen with my sister, and we argued about the colour "
         "for an hour before settling on a pale green that reminds us of our grandmother's house. ") * 3

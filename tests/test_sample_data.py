@@ -1,4 +1,4 @@
-"""Tests for processing.sample_data: determinism, manifest counts, native formats, planted rows."""
+"""Tests for demo.sample_data: determinism, manifest counts, native formats, planted rows."""
 from __future__ import annotations
 
 import csv
@@ -16,7 +16,7 @@ import pytest
 pq = pytest.importorskip("pyarrow.parquet")
 zstandard = pytest.importorskip("zstandard")
 
-from processing.sample_data import main, write_sample, write_synthetic_corpus  # noqa: E402
+from demo.sample_data import main, write_sample, write_synthetic_corpus  # noqa: E402
 
 T_LO, T_HI = 1672531200, 1735689600  # 2023-01-01 .. 2025-01-01
 

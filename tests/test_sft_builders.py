@@ -8,15 +8,15 @@ import re
 
 import pytest
 
-from processing.config import SFTConfig
-from synthesis.tasks import wording
-from synthesis.tasks.bundle import Post, UserBundle, build_bundles
-from synthesis.tasks.build import build_examples, item_names
-from synthesis.tasks.common import BuildContext, about, split_words
-from synthesis.tasks.item_tasks import item_selection
-from synthesis.tasks.leakage import NgramIndex, ngram_hashes
-from synthesis.tasks.registry import TASK_NAMES, TASKS, build_user
-from synthesis.tasks.tokens import load_tokenizer
+from llm.models import load_tokenizer
+from sft import wording
+from sft.build import build_examples, item_names
+from sft.bundle import Post, UserBundle, build_bundles
+from sft.common import BuildContext, about, split_words
+from sft.item_tasks import item_selection
+from sft.leakage import NgramIndex, ngram_hashes
+from sft.registry import TASK_NAMES, TASKS, build_user
+from sft.settings import SFTConfig
 from tests.sft_fixtures import ITEMS, PERSONA, PROFILE, SQA, tables
 
 
@@ -40,7 +40,7 @@ def test_bundle_holds_only_accepted_annotations():
             j["accepted"] = False
     import pyarrow as pa
 
-    from processing import schema as S
+    from core import schema as S
 
     bundles = {b.user_id: b for b in build_bundles(t["events"], t["tags"], t["user"], t["post"],
                                                     pa.Table.from_pylist(judgements, schema=S.JUDGEMENT_SCHEMA))}

@@ -10,11 +10,11 @@ import pyarrow.compute as pc
 import pytest
 import yaml
 
-from processing import schema as S
-from processing.config import parse_config
-from processing.storage import RunRoot
-from synthesis.tasks.stage import run_build_sft
-from synthesis.tasks.tokens import load_tokenizer
+from core import schema as S
+from core.storage import RunRoot
+from llm.models import load_tokenizer
+from ray_jobs.config import parse_config
+from sft.stage import run as run_build_sft
 from tests.conftest import REPO
 from tests.sft_fixtures import write_sft_run_root
 
@@ -170,7 +170,7 @@ def test_planted_benchmark_item_is_dropped(run_root, tmp_path):
 def test_real_benchmarks_and_real_data(shared_data, tmp_path):
     """The real samples curated, every post allowed (no LLM tags here), against the eight real
     benchmarks: writing and review imitation are built, and posts MotiveBench was built from are caught."""
-    from processing.curate_stage import run_curate
+    from processing.curate_stage import run as run_curate
 
     data = yaml.safe_load((REPO / "configs" / "real_data.yaml").read_text())
     for i in data["curate"]["inputs"]:

@@ -7,12 +7,13 @@ import json
 import pyarrow.compute as pc
 import pytest
 
-from processing import schema as S
-from processing.config import parse_config
-from processing.storage import RunRoot
+from core import schema as S
+from core.layout import RunLayout
+from core.storage import RunRoot
+from llm.render import Renderer
+from ray_jobs.config import parse_config
 from synthesis import requests as R
-from synthesis.passes import OUTPUTS
-from synthesis.stage import run_synthesis
+from synthesis.stage import run as run_synthesis
 from tests.synth_fixtures import hand_made_events, table_config, write_run_root
 
 
@@ -31,15 +32,15 @@ def _tags_all_high(events) -> R.Tags:
 def test_tag_requests_cover_every_post_with_the_right_prompt():
     events = hand_made_events()["reddit/part-0000"]
     syn = parse_config({}).synthesis
-    reqs = R.tag_requests(events, syn, R.Renderer(None))
+    reqs = R.tag_requests(events, syn, Renderer(None))
     kinds = [r.kind for r in reqs]
     assert kinds.count("tag_v2") == events.num_rows
     assert kinds.count("tag_v1_comment") == 3 and kinds.count("tag_v1") == events.num_rows - 3
     comment = next(r for r in reqs if r.kind == "tag_v1_comment" and r.user_id == "u_alice")
     assert "Tips for a new city?" in comment.messages[1]["content"]  # the parent post is shown
     assert len({r.request_id for r in reqs}) == len(reqs)
-    assert [r.request_id for r in R.tag_requests(events, syn, R.Renderer(None))] == [r.request_id for r in reqs]
-    review = R.tag_requests(hand_made_events()["amazon/part-0000"], syn, R.Renderer(None))[0]
+    assert [r.request_id for r in R.tag_requests(events, syn, Renderer(None))] == [r.request_id for r in reqs]
+    review = R.tag_requests(hand_made_events()["amazon/part-0000"], syn, Renderer(None))[0]
     assert "Kettle model 0" in review.messages[1]["content"] and "Rating: 4 out of 5" in review.messages[1]["content"]
 
 
@@ -47,7 +48,7 @@ def test_requests_of_one_user_share_the_history_prefix_in_time_order():
     events = hand_made_events()["reddit/part-0000"]
     syn = parse_config({"synthesis": {"post_history_tokens": 10_000}}).synthesis
     tags = _tags_all_high(events)
-    renderer = R.Renderer(None)
+    renderer = Renderer(None)
     for build in (R.user_requests, R.post_requests):
         alice = [r for r in build(events, tags, syn, renderer) if r.user_id == "u_alice" and r.kind != "writing_style"]
         assert len(alice) > 2
@@ -67,12 +68,12 @@ def test_thin_users_get_no_user_or_post_requests_and_high_posts_go_first():
     events = hand_made_events()["reddit/part-0000"]
     syn = parse_config({"synthesis": {"max_posts": {"sqa": 2, "sqa_reason": 1, "scenario": 1, "summary": 3}}}).synthesis
     tags = _tags_all_high(events)
-    reqs = R.post_requests(events, tags, syn, R.Renderer(None))
+    reqs = R.post_requests(events, tags, syn, Renderer(None))
     assert {r.user_id for r in reqs} == {"u_alice"}  # u_bob has 2 posts < min 3 for reddit
     general = [r.subject_id for r in reqs if r.kind == "sqa_general"]
     assert all(tags.quality[e] == "high" for e in general) and len(general) == 2
     assert sum(r.kind == "sqa_reason" for r in reqs) == 1 and sum(r.kind == "summary" for r in reqs) == 3
-    assert not [r for r in R.user_requests(events, tags, syn, R.Renderer(None)) if r.user_id == "u_bob"]
+    assert not [r for r in R.user_requests(events, tags, syn, Renderer(None)) if r.user_id == "u_bob"]
 
 
 @pytest.fixture()
@@ -114,7 +115,7 @@ def test_rerun_redoes_no_finished_request_and_gives_the_same_files(table_run):
     again = run_synthesis(cfg, use_ray=False)
     assert all(p["answers"] == 0 and p["rounds"] == 0 for p in again["passes"].values())
     # a run killed mid-pass: half of the post pass's answers written, nothing finalised
-    outputs = root.list(f"{OUTPUTS}/post")
+    outputs = root.list(RunLayout.synth_outputs("post"))
     for rel in outputs[::2]:
         root.delete(rel)
     root.delete("annotations/post")
@@ -147,7 +148,7 @@ def test_distill_trains_fasttext_from_llm_tags(tmp_path):
     write_run_root(str(tmp_path / "run"))
     cfg = table_config(str(tmp_path / "run"), str(tmp_path / "answers.json"), kinds=["tag_v1", "tag_v2"])
     run_synthesis(cfg, use_ray=False)
-    labels = quality_labels(RunRoot(cfg.run_root))
+    labels = quality_labels(cfg.layout())
     assert sorted(set(labels["label"].to_pylist())) == ["high", "low"]
     assert labels.num_rows == 14 and labels["label"].to_pylist().count("low") == 3
     cfg = cfg.model_copy(update={"train_quality": cfg.train_quality.model_copy(
@@ -161,6 +162,6 @@ def test_distill_trains_fasttext_from_llm_tags(tmp_path):
 def test_tags_cap_keeps_each_users_latest_posts():
     events = hand_made_events()["reddit/part-0000"]
     syn = parse_config({"synthesis": {"max_posts": {"tags": 2}}}).synthesis
-    reqs = R.tag_requests(events, syn, R.Renderer(None))
+    reqs = R.tag_requests(events, syn, Renderer(None))
     assert {(r.user_id, r.subject_id) for r in reqs} == {
         ("u_alice", "reddit:u_alice:5"), ("u_alice", "reddit:u_alice:6"), ("u_bob", "reddit:u_bob:2"), ("u_bob", "reddit:u_bob:3")}

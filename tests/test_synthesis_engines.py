@@ -11,11 +11,11 @@ import urllib.request
 
 import pytest
 
-from processing import schema as S
-from processing.storage import RunRoot
-from synthesis.local_models import tiny_chat_model
-from synthesis.passes import OUTPUTS
-from synthesis.stage import run_synthesis
+from core import schema as S
+from core.layout import RunLayout
+from core.storage import RunRoot
+from llm.local_models import tiny_chat_model
+from synthesis.stage import run as run_synthesis
 from tests.synth_fixtures import write_run_root
 from tests.test_synthesis_vllm import vllm_config
 
@@ -26,7 +26,7 @@ def tiny_model(tmp_path_factory) -> str:
 
 
 def _answered_once(root: RunRoot, n: int) -> list[dict]:
-    outputs = root.read_parquet(f"{OUTPUTS}/tags", schema=S.OUTPUT_SCHEMA).to_pylist()
+    outputs = root.read_parquet(RunLayout.synth_outputs("tags"), schema=S.OUTPUT_SCHEMA).to_pylist()
     ann = root.read_parquet("annotations/tags", schema=S.ANNOTATION_SCHEMA)
     fail = root.read_parquet("failures/tags", schema=S.FAILURE_SCHEMA)
     ids = ann[S.ANNOTATION_ID].to_pylist() + fail[S.REQUEST_ID].to_pylist()

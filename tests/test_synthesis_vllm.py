@@ -13,13 +13,13 @@ import pyarrow.compute as pc
 import pytest
 import yaml
 
-from processing import schema as S
-from processing.config import parse_config
-from processing.storage import RunRoot
-from synthesis.local_models import tiny_chat_model
-from synthesis.passes import OUTPUTS
+from core import schema as S
+from core.layout import RunLayout
+from core.storage import RunRoot
+from llm.local_models import tiny_chat_model
+from ray_jobs.config import parse_config
 from synthesis.prompts import load_spec, structured_output
-from synthesis.stage import run_synthesis
+from synthesis.stage import run as run_synthesis
 from tests.conftest import REPO
 from tests.synth_fixtures import write_run_root
 
@@ -75,7 +75,7 @@ def crashed_run(ray_cluster, tiny_model, tmp_path_factory):
 def test_engine_killed_mid_run_every_request_answered_once(crashed_run):
     cfg, root, stats, killed = crashed_run
     assert killed, "the vLLM engine actor was never seen alive"
-    outputs = root.read_parquet(f"{OUTPUTS}/tags", schema=S.OUTPUT_SCHEMA)
+    outputs = root.read_parquet(RunLayout.synth_outputs("tags"), schema=S.OUTPUT_SCHEMA)
     keys = list(zip(outputs[S.REQUEST_ID].to_pylist(), outputs[S.ATTEMPT].to_pylist()))
     assert len(keys) == len(set(keys)), "a request was answered twice"
     ann = root.read_parquet("annotations/tags", schema=S.ANNOTATION_SCHEMA)
@@ -88,7 +88,7 @@ def test_engine_killed_mid_run_every_request_answered_once(crashed_run):
 
 def test_structured_outputs_reach_the_engine(crashed_run):
     _, root, _, _ = crashed_run
-    outputs = root.read_parquet(f"{OUTPUTS}/tags", schema=S.OUTPUT_SCHEMA).to_pylist()
+    outputs = root.read_parquet(RunLayout.synth_outputs("tags"), schema=S.OUTPUT_SCHEMA).to_pylist()
     # A random model never writes these forms by chance: the JSON schema and the XML regex constrain it.
     v2 = [o[S.GENERATED_TEXT] for o in outputs if o[S.ANNOTATION_KIND] == "tag_v2"]
     assert v2 and all(t.lstrip().startswith("{") for t in v2)
@@ -100,7 +100,7 @@ def test_structured_outputs_reach_the_engine(crashed_run):
 
 def test_killed_driver_rerun_sends_only_unfinished_requests(crashed_run):
     cfg, root, _, _ = crashed_run
-    files = root.list(f"{OUTPUTS}/tags")
+    files = root.list(RunLayout.synth_outputs("tags"))
     kept = {rel: root.read_bytes(rel) for rel in files[1::2]}
     lost = root.read_parquet(files[0]).num_rows + sum(root.read_parquet(f).num_rows for f in files[2::2])
     for rel in files[::2]:
@@ -127,7 +127,7 @@ FAMILIES = {"tags (XML)": ["tag_v1", "tag_v1_comment"], "tags (JSON)": ["tag_v2"
 @pytest.mark.timeout(1800)
 def test_smollm2_every_family_on_real_posts(ray_cluster, shared_data, tmp_path):
     """Curate the real samples, then one user per platform through every pass with SmolLM2-135M."""
-    from processing.curate_stage import run_curate
+    from processing.curate_stage import run as run_curate
 
     data = yaml.safe_load((REPO / "configs" / "real_data.yaml").read_text())
     for i in data["curate"]["inputs"]:
@@ -141,7 +141,7 @@ def test_smollm2_every_family_on_real_posts(ray_cluster, shared_data, tmp_path):
                       judge={"exempt_platforms": []})
     stats = run_synthesis(cfg, use_ray=True)
     root = RunRoot(run_root)
-    outputs = root.read_parquet(f"{OUTPUTS}", schema=S.OUTPUT_SCHEMA)
+    outputs = root.read_parquet(RunLayout.synth_outputs(), schema=S.OUTPUT_SCHEMA)
     # The format must parse; a 135M model may still miss a content bound (a 20-word "long" scenario)
     # or ramble until max_tokens, so a family passes when one answer parsed or failed on content only.
     verdicts: dict[str, list[str]] = {}

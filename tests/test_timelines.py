@@ -5,10 +5,15 @@ import json
 
 import pyarrow as pa
 
-from processing import schema as S
-from processing.config import CurateConfig
+from core import schema as S
+from processing.settings import CurateConfig
 from processing.timelines import (
-    build_users, decide_amazon, decide_reddit, decide_twitter, k_core, min_history,
+    build_users,
+    decide_amazon,
+    decide_reddit,
+    decide_twitter,
+    k_core,
+    min_history,
 )
 
 

@@ -12,14 +12,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from processing.config import parse_config
-from synthesis.local_models import tiny_chat_model
-from synthesis.tasks.stage import run_build_sft
+from llm.local_models import tiny_chat_model
+from llm.models import load_tokenizer
+from ray_jobs.config import parse_config
+from sft.stage import run as run_build_sft
 from tests.conftest import REPO
 from tests.sft_fixtures import write_sft_run_root
 from train.merge import average_state_dicts, merge_models
-from train.models import load_tokenizer
-from train.sequences import IGNORE, encode, encode_all, pack, packed_batch, packing_efficiency
+from train.sequences import (
+    IGNORE,
+    encode,
+    encode_all,
+    pack,
+    packed_batch,
+    packing_efficiency,
+)
 
 CONVERSATION = [{"role": "user", "content": "Where did Mia go after work?"},
                 {"role": "assistant", "content": "She went climbing with her sister."}]
@@ -234,7 +241,7 @@ def test_smollm2_sft_on_real_examples_lowers_the_held_out_loss(shared_data, tmp_
     held-out loss falls."""
     import yaml
 
-    from processing.curate_stage import run_curate
+    from processing.curate_stage import run as run_curate
 
     data = yaml.safe_load((REPO / "configs" / "real_data.yaml").read_text())
     for i in data["curate"]["inputs"]:

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 
-from processing.config import TrainConfig
+from train.settings import TrainConfig
 
 log = logging.getLogger(__name__)
 TAG = "deepspeed"

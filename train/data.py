@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from processing.storage import RunRoot, expand_glob, open_input
+from core.storage import RunRoot, expand_glob, open_input
 
 
 def load_conversations(data: str, split: str, limit: int | None = None) -> list[list[dict]]:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
-from processing.config import PipelineConfig, TrainConfig
+from core.layout import RunLayout
+from train.settings import TrainConfig
+
+if TYPE_CHECKING:  # the composed config imports every stage's settings
+    from ray_jobs.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -14,27 +19,27 @@ def _absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
-def resolved(cfg: PipelineConfig) -> TrainConfig:
-    """The train config with its paths filled from the run root and made absolute (workers do not
+def resolved(cfg: PipelineConfig, layout: RunLayout) -> TrainConfig:
+    """The train config with its paths filled from the run layout and made absolute (workers do not
     share the driver's working directory)."""
     t = cfg.train
-    root = cfg.run_root.rstrip("/")
-    updates = {"data": t.data or f"{root}/sft/export", "output_dir": t.output_dir or f"{root}/model",
-               "storage_path": t.storage_path or f"{root}/train", "deepspeed": t.deepspeed}
+    updates = {"data": layout.train_data(), "output_dir": layout.model_dir(),
+               "storage_path": layout.train_storage(), "deepspeed": t.deepspeed}
     updates = {k: _absolute(v) for k, v in updates.items()}
     if os.path.isdir(t.model):
         updates["model"] = _absolute(t.model)
     return t.model_copy(update=updates)
 
 
-def run_training(cfg: PipelineConfig) -> dict:
+def run_training(cfg: PipelineConfig, layout: RunLayout | None = None) -> dict:
     """Fit on Ray Train; return the final metrics and the checkpoint path."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from train.loop import train_loop
 
-    t = resolved(cfg)
+    layout = layout or cfg.layout()
+    t = resolved(cfg, layout)
     env = {"DS_ACCELERATOR": "cpu"} if not t.use_gpu else {}
     if t.wandb.mode:
         env["WANDB_MODE"] = t.wandb.mode
@@ -54,5 +59,25 @@ def run_training(cfg: PipelineConfig) -> dict:
     result = trainer.fit()
     metrics = dict(result.metrics or {})
     metrics["checkpoint"] = result.checkpoint.path if result.checkpoint else None
-    metrics["tuned"] = os.path.join(t.output_dir, "tuned")
+    metrics["tuned"] = layout.tuned_model()
+    return metrics
+
+
+def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool = True, restart: bool = False) -> dict:
+    """The training stage: SFT on Ray Train (resuming run `train.name` unless restart), then the merge
+    with the base model; returns the final metrics with the tuned and merged model folders."""
+    from train.merge import merge_models
+
+    if not use_ray:
+        raise ValueError("training runs on Ray Train: drop --no-ray")
+    layout = layout or cfg.layout()
+    if restart:
+        layout.at(layout.train_storage()).delete(cfg.train.name)
+        models = layout.at(layout.model_dir())
+        for name in (layout.TUNED, layout.MERGED, layout.TRAIN_METRICS):
+            models.delete(name)
+    metrics = run_training(cfg, layout)
+    t = resolved(cfg, layout)
+    merge_models(metrics["tuned"], t.model, layout.merged_model(), tuple(t.merge_weights))
+    metrics["merged"] = layout.merged_model()
     return metrics

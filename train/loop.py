@@ -17,11 +17,19 @@ from dataclasses import asdict
 
 import torch
 
-from processing.config import TrainConfig
+from llm.models import load_tokenizer
 from train.checkpoints import Checkpointer, checkpointer_for
 from train.data import load_conversations
-from train.models import load_model, load_tokenizer, save_model
-from train.sequences import encode_all, epoch_order, micro_batches, packed_batch, packing_efficiency, padded_batch
+from train.models import load_model, save_model
+from train.sequences import (
+    encode_all,
+    epoch_order,
+    micro_batches,
+    packed_batch,
+    packing_efficiency,
+    padded_batch,
+)
+from train.settings import TrainConfig
 from train.tracking import init_tracking
 
 log = logging.getLogger(__name__)
@@ -98,7 +106,7 @@ def train_loop(config: dict) -> dict:
 
     rank, world, device = _distributed(cfg.use_gpu)
     torch.manual_seed(cfg.seed)
-    tokenizer = load_tokenizer(cfg.model)
+    tokenizer = load_tokenizer(cfg.model, "train.model")
     model = load_model(cfg, device)
     n_params = sum(p.numel() for p in model.parameters())
 

@@ -7,7 +7,7 @@ import logging
 
 import torch
 
-from synthesis.engines import resolve_model
+from llm.models import resolve_model
 
 log = logging.getLogger(__name__)
 

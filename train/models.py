@@ -9,19 +9,11 @@ import os
 
 import torch
 
-from processing.config import TrainConfig
-from synthesis.engines import resolve_model
+from core.layout import RunLayout
+from llm.models import resolve_model
+from train.settings import TrainConfig
 
 log = logging.getLogger(__name__)
-
-
-def load_tokenizer(name: str):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(resolve_model(name))
-    if tok.chat_template is None:
-        raise ValueError(f"train.model {name!r}: the tokenizer has no chat template (use an instruct model's folder)")
-    return tok
 
 
 def attention_for(cfg: TrainConfig) -> str:
@@ -57,7 +49,7 @@ def load_model(cfg: TrainConfig, device: torch.device):
 
 def save_model(engine, tokenizer, cfg: TrainConfig, rank: int) -> str:
     """Write the trained model (LoRA merged and unloaded) and tokenizer to <output_dir>/tuned on rank 0."""
-    out = os.path.join(cfg.output_dir, "tuned")
+    out = os.path.join(cfg.output_dir, RunLayout.TUNED)
     if engine.zero_optimization_stage() == 3:
         state = engine._zero3_consolidated_16bit_state_dict()  # collective: every rank calls it
     else:

@@ -8,7 +8,8 @@ import json
 import logging
 import os
 
-from processing.config import TrainConfig
+from core.layout import RunLayout
+from train.settings import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,4 +57,4 @@ def init_tracking(cfg: TrainConfig, rank: int, state: dict, extra: dict) -> Trac
                          resume="allow", mode=wandb_mode(cfg), dir=local,
                          config={**cfg.model_dump(mode="json"), **extra})  # the API key stays in the environment
         log.info("W&B run %s (%s)", run.id, wandb_mode(cfg))
-    return Tracker(run, os.path.join(local, "metrics.jsonl") if local else None)
+    return Tracker(run, os.path.join(local, RunLayout.TRAIN_METRICS) if local else None)

@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 from typing import BinaryIO, Iterator
 
-from processing import schema as S
+from core import schema as S
 from processing.readers.base import (
-    Item, ReadContext, Record, epoch_us, get_num, get_str, json_meta, json_records, make_event,
+    Item,
+    ReadContext,
+    Record,
+    epoch_us,
+    get_num,
+    get_str,
+    json_meta,
+    json_records,
+    make_event,
 )
 
 

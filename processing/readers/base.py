@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import zstandard
 
-from processing import schema as S
+from core import schema as S
 
 CHUNK = 1 << 20
 ZSTD_MAX_WINDOW = 2**31  # Pushshift dumps are compressed with --long=31

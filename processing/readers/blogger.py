@@ -8,8 +8,16 @@ from __future__ import annotations
 import re
 from typing import BinaryIO, Iterator
 
-from processing import schema as S
-from processing.readers.base import FieldError, Profile, ReadContext, Record, json_meta, make_event, parse_time_us
+from core import schema as S
+from processing.readers.base import (
+    FieldError,
+    Profile,
+    ReadContext,
+    Record,
+    json_meta,
+    make_event,
+    parse_time_us,
+)
 
 NAME_RE = re.compile(r"^(?P<id>\d+)\.(?P<gender>male|female)\.(?P<age>\d+)\.(?P<industry>[^.]+)\.(?P<sign>[^.]+)\.xml$", re.I)
 TAG_RE = re.compile(r"<(/?)(date|post)\s*>", re.I)

@@ -4,9 +4,16 @@ from __future__ import annotations
 import re
 from typing import BinaryIO, Iterator
 
-from processing import schema as S
+from core import schema as S
 from processing.readers.base import (
-    ReadContext, Record, epoch_us, get_num, get_str, json_meta, json_records, make_event,
+    ReadContext,
+    Record,
+    epoch_us,
+    get_num,
+    get_str,
+    json_meta,
+    json_records,
+    make_event,
 )
 
 REMOVED_RE = re.compile(r"^\s*(\[removed\]|\[deleted\]|\[deleted by user\]|this (post|comment|submission) has been (removed|deleted)\b.*)\s*$",

@@ -12,10 +12,21 @@ from typing import Any, BinaryIO, Iterator
 
 import pyarrow.parquet as pq
 
-from processing import schema as S
+from core import schema as S
 from processing.readers.base import (
-    FieldError, Profile, ReadContext, Record, TooLarge, get_num, get_str, guarded, iter_json_lines, iter_lines,
-    json_meta, make_event, parse_time_us,
+    FieldError,
+    Profile,
+    ReadContext,
+    Record,
+    TooLarge,
+    get_num,
+    get_str,
+    guarded,
+    iter_json_lines,
+    iter_lines,
+    json_meta,
+    make_event,
+    parse_time_us,
 )
 
 V1_TIME = ("%a %b %d %H:%M:%S %z %Y",)

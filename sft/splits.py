@@ -7,8 +7,8 @@ import hashlib
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from processing import schema as S
-from processing.config import SplitConfig
+from core import schema as S
+from sft.settings import SplitConfig
 
 
 def draw(seed: int, key: str) -> int:

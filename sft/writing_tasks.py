@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
-from synthesis.tasks.bundle import Post, UserBundle, writable
-from synthesis.tasks.common import (BuildContext, Example, about, choose_person, cut_words, date_of, numbered,
-                                    person_values, post_body, recent, split_words)
-from synthesis.tasks.wording import render
+from sft.bundle import Post, UserBundle, writable
+from sft.common import (
+    BuildContext,
+    Example,
+    about,
+    choose_person,
+    cut_words,
+    date_of,
+    numbered,
+    person_values,
+    post_body,
+    recent,
+    split_words,
+)
+from sft.wording import render
 
 PLATFORM_NAMES = {"reddit": "Reddit", "twitter": "Twitter", "blogger": "blog", "amazon": "Amazon"}
 # type -> (past posts or style description, topic or the post's beginning)

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from processing import schema as S
-from processing.config import SFTConfig
-from synthesis.tasks.bundle import Post, build_bundles
-from synthesis.tasks.common import BuildContext, Example
-from synthesis.tasks.leakage import NgramIndex
-from synthesis.tasks.registry import build_user, late_posts
-from synthesis.tasks.splits import assign, draw
-from synthesis.tasks.tokens import count_tokens
+from core import schema as S
+from sft.bundle import Post, build_bundles
+from sft.common import BuildContext, Example
+from sft.leakage import NgramIndex
+from sft.registry import build_user, late_posts
+from sft.settings import SFTConfig
+from sft.splits import assign, draw
+from sft.tokens import count_tokens
 
 TOKEN_BATCH = 256
 

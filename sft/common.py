@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from processing.config import SFTConfig
-from synthesis.tasks.bundle import Post, UserBundle
+from sft.bundle import Post, UserBundle
+from sft.settings import SFTConfig
 
 WORD = re.compile(r"\S+\s*")
 

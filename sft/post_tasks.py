@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from synthesis.tasks.bundle import UserBundle
-from synthesis.tasks.common import BuildContext, Example, about, choose_person, person_values
-from synthesis.tasks.wording import render
+from sft.bundle import UserBundle
+from sft.common import BuildContext, Example, about, choose_person, person_values
+from sft.wording import render
 
 SQA_TASKS = ("sqa_general", "sqa_thoughts", "sqa_actions", "sqa_reason")
 # task -> (inputs, target) fields of its annotation

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Iterator, NamedTuple
 
-from synthesis.tasks import item_tasks, post_tasks, user_tasks, writing_tasks
-from synthesis.tasks.bundle import UserBundle
-from synthesis.tasks.common import BuildContext, Example
+from sft import item_tasks, post_tasks, user_tasks, writing_tasks
+from sft.bundle import UserBundle
+from sft.common import BuildContext, Example
 
 SOCIAL = ("reddit", "twitter", "blogger")
 ALL = (*SOCIAL, "amazon")

@@ -22,21 +22,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from processing import schema as S
-from processing.config import EngineConfig
+from core import schema as S
+from llm.models import resolve_model
+from llm.settings import EngineConfig
 
 log = logging.getLogger(__name__)
 
 PASSTHROUGH = [f.name for f in S.REQUEST_SCHEMA if f.name not in (S.PROMPT, S.MESSAGES, S.SAMPLING)]
-
-
-def resolve_model(name: str) -> str:
-    """`smollm2` -> the converted SmolLM2-135M-Instruct folder; anything else unchanged."""
-    if name == "smollm2":
-        from synthesis.local_models import smollm2_dir
-
-        return smollm2_dir()
-    return name
 
 
 def engine_label(cfg: EngineConfig) -> tuple[str, str]:
@@ -221,6 +213,15 @@ class TableEngine:
             text = answer.replace("{request_id}", row[S.REQUEST_ID]).replace("{attempt}", str(row[S.ATTEMPT]))
             rows.append(_result(_meta(row), text, len(row[S.PROMPT].split()), len(text.split()), ""))
         return pa.Table.from_pylist(rows)
+
+
+def local_engine(engine: EngineConfig):
+    """The engine of a run without Ray (table or transformers), called on request batches in-process."""
+    if engine.backend == "table":
+        return TableEngine.from_file(engine.table)
+    if engine.backend == "transformers":
+        return TransformersGenerator(engine.model, engine.tokenizer, "float32" if engine.dtype == "auto" else engine.dtype)
+    raise ValueError(f"engine backend {engine.backend!r} runs on Ray only (drop --no-ray)")
 
 
 def generate(ds, cfg: EngineConfig):

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from processing import schema as S
+from core import schema as S
 from synthesis.prompts import load_spec
 from synthesis.requests import QUALITY_RANK
 

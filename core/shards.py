@@ -18,10 +18,10 @@ from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 
-from processing.storage import RunRoot
+from core.layout import RunLayout
+from core.storage import RunRoot
 
 log = logging.getLogger(__name__)
-MARKERS = "_markers"
 
 
 def merge_stats(into: dict, other: dict) -> dict:
@@ -50,7 +50,7 @@ class StageMarkers:
         self.root, self.name = root, name
 
     def _rel(self, shard: str) -> str:
-        return f"{MARKERS}/{self.name}/{shard}.json"
+        return RunLayout.markers(self.name, shard)
 
     def done(self, shard: str) -> bool:
         return self.root.exists(self._rel(shard))
@@ -63,7 +63,7 @@ class StageMarkers:
 
     def check_config(self, config_fp: str) -> None:
         """Refuse to resume a run that was started with a different configuration."""
-        rel = f"{MARKERS}/{self.name}/_config.json"
+        rel = RunLayout.markers(self.name, "_config")
         if self.root.exists(rel):
             old = self.root.read_json(rel)["fingerprint"]
             if old != config_fp:

@@ -15,13 +15,13 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from processing.config import StorageConfig
+from core.config import StorageConfig
 
 GLOB_CHARS = set("*?[")
 PARQUET_COMPRESSION = "zstd"

@@ -13,7 +13,7 @@ corpus for benchmarks.
 Everything derives from ``random.Random`` seeded with ``seed``: two runs with the
 same arguments produce byte-identical files.
 
-    python -m processing.sample_data OUT_DIR [--seed N] [--users N] [--events N]
+    python -m demo.sample_data OUT_DIR [--seed N] [--users N] [--events N]
 """
 from __future__ import annotations
 
@@ -768,8 +768,8 @@ def write_synthetic_corpus(out_dir: str | os.PathLike, n_events: int, seed: int 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """CLI: ``python -m processing.sample_data OUT_DIR [--seed N] [--users N] [--events N]``."""
-    ap = argparse.ArgumentParser(prog="python -m processing.sample_data", description=__doc__.split("\n")[0])
+    """CLI: ``python -m demo.sample_data OUT_DIR [--seed N] [--users N] [--events N]``."""
+    ap = argparse.ArgumentParser(prog="python -m demo.sample_data", description=__doc__.split("\n")[0])
     ap.add_argument("out_dir")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--users", type=int, default=30, help="users per platform in the sample")

@@ -3,9 +3,16 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from synthesis.tasks.bundle import UserBundle
-from synthesis.tasks.common import BuildContext, Example, about, choose_person, person_values, stories_json
-from synthesis.tasks.wording import render
+from sft.bundle import UserBundle
+from sft.common import (
+    BuildContext,
+    Example,
+    about,
+    choose_person,
+    person_values,
+    stories_json,
+)
+from sft.wording import render
 
 
 def persona2profile(b: UserBundle, ctx: BuildContext) -> Iterator[Example]:

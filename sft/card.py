@@ -6,9 +6,9 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from processing import schema as S
-from processing.config import PAPER_CAPS
-from processing.storage import RunRoot
+from core import schema as S
+from core.layout import RunLayout
+from sft.settings import PAPER_CAPS
 
 COLUMNS = [S.TASK, S.PLATFORM, S.USER_ID, S.N_TOKENS, S.TARGET_TOKENS]
 
@@ -21,11 +21,11 @@ def _tokens(values: list[int]) -> dict:
             "p50": int(np.percentile(a, 50)), "p95": int(np.percentile(a, 95)), "max": int(a.max())}
 
 
-def split_summary(root: RunRoot) -> dict:
+def split_summary(layout: RunLayout) -> dict:
     """Per split: examples per platform and task, users per platform, token statistics; users in both."""
     out, users = {}, {}
     for split in (S.TRAIN, S.TEST):
-        t = root.read_parquet(f"sft/{split}", columns=COLUMNS, schema=S.SFT_SCHEMA)
+        t = layout.root.read_parquet(layout.sft_split(split), columns=COLUMNS, schema=S.SFT_SCHEMA)
         counts: dict = defaultdict(Counter)
         for platform, task in zip(t[S.PLATFORM].to_pylist(), t[S.TASK].to_pylist()):
             counts[platform][task] += 1

