@@ -63,9 +63,19 @@ def run_training(cfg: PipelineConfig, layout: RunLayout | None = None) -> dict:
     return metrics
 
 
+def ray_resources(resources: dict[str, float]) -> dict:
+    """A config's {"CPU": n, "GPU": n, "memory": bytes, custom: n} as Ray task options."""
+    named = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}
+    opts: dict = {named[k]: v for k, v in resources.items() if k in named}
+    custom = {k: v for k, v in resources.items() if k not in named}
+    return {**opts, "resources": custom} if custom else opts
+
+
 def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool = True, restart: bool = False) -> dict:
     """The training stage: SFT on Ray Train (resuming run `train.name` unless restart), then the merge
     with the base model; returns the final metrics with the tuned and merged model folders."""
+    import ray
+
     from train.merge import merge_models
 
     if not use_ray:
@@ -78,6 +88,7 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
             models.delete(name)
     metrics = run_training(cfg, layout)
     t = resolved(cfg, layout)
-    merge_models(metrics["tuned"], t.model, layout.merged_model(), tuple(t.merge_weights))
+    merge = ray.remote(merge_models).options(**ray_resources(t.merge_resources))
+    ray.get(merge.remote(metrics["tuned"], t.model, layout.merged_model(), tuple(t.merge_weights)))
     metrics["merged"] = layout.merged_model()
     return metrics

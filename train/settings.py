@@ -64,4 +64,5 @@ class TrainConfig(Model):
     lora: LoraSettings = LoraSettings()
     wandb: WandbSettings = WandbSettings()
     merge_weights: tuple[float, float] = (0.5, 0.5)  # (tuned, base), LM-Cocktail style
+    merge_resources: dict[str, float] = {"CPU": 1}  # the merge task's Ray resources (it streams: a few tensors of memory)
     exit_at_step: int | None = None  # fault drill: the first attempt hard-exits after this step's checkpoint
