@@ -141,17 +141,18 @@ class LoglikScorer:
     """Length-normalised log-likelihood of each option with a transformers causal LM (an actor of a Ray
     Data pool, or called in-process). The prompt runs once; the options continue from its KV cache."""
 
-    def __init__(self, model: str, model_name: str, max_context_tokens: int = 2048, dtype: str = "float32"):
+    def __init__(self, model: str, model_name: str, max_context_tokens: int = 2048, dtype: str = "auto"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from llm.models import resolve_model
+        from llm.models import resolve_model, torch_dtype
 
         path = resolve_model(model)
         self.torch, self.name, self.max_context = torch, model_name, max_context_tokens
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tok = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval().to(self.device)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype(dtype, self.device == "cuda")).eval().to(self.device)
 
     def prompt_ids(self, item: MCQItem) -> list[int]:
         messages = [{"role": "user", "content": mcq_prompt(item, LOGLIK)}]

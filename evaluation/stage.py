@@ -166,7 +166,8 @@ def generation_step(cfg: PipelineConfig, name: str, engine: EngineConfig, items:
 def loglik_step(cfg: PipelineConfig, name: str, engine: EngineConfig, items: list[MCQItem], use_ray: bool) -> pa.Table:
     """Option log-likelihoods with transformers (an actor pool on Ray)."""
     ev = cfg.evaluate
-    kwargs = {"model": resolve_model(engine.model), "model_name": name, "max_context_tokens": ev.max_context_tokens}
+    kwargs = {"model": resolve_model(engine.model), "model_name": name, "max_context_tokens": ev.max_context_tokens,
+              "dtype": engine.dtype}
     if not use_ray:
         return M.LoglikScorer(**kwargs)(items_table(items)).sort_by(S.ITEM_ID)
     import ray.data

@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from core import schema as S
-from llm.models import resolve_model
+from llm.models import resolve_model, torch_dtype
 from llm.settings import EngineConfig
 
 log = logging.getLogger(__name__)
@@ -155,18 +155,19 @@ def _openai(ds, cfg: EngineConfig):
 class TransformersGenerator:
     """A transformers `generate` engine over a pyarrow batch of requests (one actor of the pool)."""
 
-    def __init__(self, model: str, tokenizer: str | None = None, dtype: str = "float32"):
+    def __init__(self, model: str, tokenizer: str | None = None, dtype: str = "auto"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = resolve_model(model)
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_model(tokenizer) if tokenizer else path)
-        torch_dtype = getattr(torch, dtype) if dtype != "auto" else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).eval()
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype(dtype, self.device == "cuda")).eval().to(self.device)
 
     def generate_one(self, prompt: str, sampling: dict) -> tuple[str, int, int]:
-        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(self.device)
         temperature = float(sampling.get("temperature", 0.0))
         self.torch.manual_seed(int(sampling.get("seed", 0)))
         kwargs = {"do_sample": True, "temperature": temperature, "top_p": float(sampling.get("top_p", 1.0))} \
@@ -220,7 +221,7 @@ def local_engine(engine: EngineConfig):
     if engine.backend == "table":
         return TableEngine.from_file(engine.table)
     if engine.backend == "transformers":
-        return TransformersGenerator(engine.model, engine.tokenizer, "float32" if engine.dtype == "auto" else engine.dtype)
+        return TransformersGenerator(engine.model, engine.tokenizer, engine.dtype)
     raise ValueError(f"engine backend {engine.backend!r} runs on Ray only (drop --no-ray)")
 
 
@@ -234,9 +235,9 @@ def generate(ds, cfg: EngineConfig):
         from ray.data import ActorPoolStrategy
 
         return ds.map_batches(TransformersGenerator, fn_constructor_kwargs={
-            "model": cfg.model, "tokenizer": cfg.tokenizer, "dtype": "float32" if cfg.dtype == "auto" else cfg.dtype},
+            "model": cfg.model, "tokenizer": cfg.tokenizer, "dtype": cfg.dtype},
             batch_size=cfg.batch_size, batch_format="pyarrow", compute=ActorPoolStrategy(size=cfg.concurrency),
-            num_cpus=1)
+            num_cpus=1, num_gpus=1 if cfg.use_gpu else 0)
     if cfg.backend == "table":
         if not cfg.table:
             raise ValueError("synthesis engine backend `table` needs `table:` (a JSON file {kind: answer})")

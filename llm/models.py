@@ -13,6 +13,19 @@ def resolve_model(name: str) -> str:
     return name
 
 
+def torch_dtype(name: str, on_gpu: bool):
+    """A config's dtype as torch's: `auto` is bf16 on a GPU (what training and vLLM use there) and fp32
+    on CPU (bf16 matmuls are slow there and its generations degenerate)."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if on_gpu else torch.float32
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"unknown dtype {name!r}: use auto, float32, bfloat16 or float16")
+    return dtype
+
+
 @lru_cache(maxsize=4)
 def load_tokenizer(name: str, setting: str = "model"):
     """The tokenizer of a model folder (or `smollm2`), loaded once per process; it must have a chat
