@@ -1,0 +1,87 @@
+"""Street addresses: house number + street patterns for en_US/en_GB, de_DE, fr_FR, fi_FI, hu_HU,
+with an optional unit (Apt., Suite, Flat) and a following postal code + city.
+
+No maintained library finds addresses in free text (libpostal parses a given address and needs
+a C library and model data), so these are patterns over the street-type words of each locale
+(USPS Publication 28 suffixes, German, French, Finnish and Hungarian street types).
+"""
+from __future__ import annotations
+
+import re
+
+from processing.pii.detectors import Span
+
+_UP = "A-ZÄÖÜÀÂÇÉÈÊËÎÏÔÛÙÁÍÓÚŐŰÅ"
+_LO = "a-zäöüßàâçéèêëîïôûùáíóúőűå"
+_CAP = rf"[{_UP}][{_LO}'’-]*"  # a capitalised word
+# USPS Publication 28 street suffixes (full names and the usual abbreviations).
+_EN_SUFFIX = (
+    "Alley|Aly|Avenue|Ave|Av|Bay|Beach|Bend|Bluffs?|Boulevard|Blvd|Branch|Bridge|Brooks?|Burgs?|Bypass|Byp|Camp"
+    "|Canyon|Cape|Causeway|Center|Centre|Circles?|Cir|Cliffs?|Close|Club|Commons?|Corners?|Course|Courts?|Ct"
+    "|Coves?|Creek|Crescent|Cres|Crest|Crossing|Crossroad|Curve|Dale|Dam|Divide|Drives?|Dr|Estates?|Expressway"
+    "|Expy|Extensions?|Ext|Falls?|Ferry|Fields?|Flats?|Fords?|Forest|Forges?|Forks?|Fort|Freeway|Fwy|Gardens?"
+    "|Gateway|Glens?|Greens?|Groves?|Harbors?|Haven|Heights|Hts|Highway|Hwy|Hills?|Hollow|Inlet|Islands?|Isle"
+    "|Junctions?|Jct|Keys?|Knolls?|Lakes?|Land|Landing|Lane|Ln|Lights?|Loaf|Locks?|Lodge|Loop|Mall|Manors?"
+    "|Meadows?|Mews|Mill|Mills|Mission|Motorway|Mount|Mountains?|Neck|Orchard|Oval|Overpass|Park|Parkways?|Pkwy"
+    "|Pass|Passage|Path|Pike|Pines?|Place|Pl|Plains?|Plaza|Points?|Ports?|Prairie|Radial|Ramp|Ranch|Rapids?"
+    "|Rest|Ridges?|River|Road|Roads|Rd|Route|Row|Rue|Run|Shoals?|Shores?|Skyway|Springs?|Spur|Squares?|Sq"
+    "|Station|Stravenue|Stream|Streets?|St|Summit|Terrace|Ter|Throughway|Trace|Track|Trafficway|Trail|Trl"
+    "|Trailer|Tunnel|Turnpike|Underpass|Unions?|Valleys?|Viaduct|Views?|Villages?|Ville|Vista|Walks?|Wall"
+    "|Way|Ways|Wells?")
+_STOP = ("The|To|For|Of|In|On|At|By|And|Or|An?|My|Your|His|Her|Our|Their|With|From|About|Best|Top|Ways"
+         "|Tips|Things|Reasons|Days|Years|Hours|Minutes|Miles|Times|Steps|Supreme|Is|Are|Was|It|I")
+_COUNT_WORDS = frozenset("the all my our your his her their these those top chapter only just first last "
+                         "nearly almost over under than both every another about around some".split())
+_NAME = rf"(?!(?:{_STOP})\b)(?:{_CAP}|\d{{1,3}}(?:st|nd|rd|th))"
+_UNIT = r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Flat|Fl|Room|Rm|#)\.?[ \t]*#?[ \t]*[A-Za-z0-9-]{1,6}\b)?"
+_NUM = r"\d(?<![\w$€£.,/-]\d)\d{0,5}[A-Za-z]?"
+_NL = r"(?:,[ \t]*|[ \t]*\n[ \t]*)"  # the next line of an address, or a comma
+# a city, state and ZIP code (US) or a town and postcode (GB) after the street
+_EN_TAIL = (rf"(?:{_NL}(?:{_CAP}[ \t]){{0,3}}{_CAP},?[ \t]+[A-Z]{{2}}[ \t]+\d{{5}}(?:-\d{{4}})?"
+            rf"|(?:{_NL}{_CAP}(?:[ \t]{_CAP}){{0,2}}){{0,2}}{_NL}[A-Z]{{1,2}}\d[A-Z\d]?[ \t]?\d[A-Z]{{2}}\b)?")
+# the common street types in any case ("10 Downing street"), the rest capitalised ("3 Main points")
+_EN_TYPE = (r"(?:(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|terrace"
+            rf"|way|parkway|pkwy|highway|hwy|circle|cir|square|sq)|{_EN_SUFFIX})\b")
+_EN = (rf"{_NUM}[ \t]+(?:{_NAME}[ \t]+){{1,3}}{_EN_TYPE}(?:\.(?=[,\n]|\s+[a-z\d]))?"
+       rf"(?:[ \t]+(?:[NSEW]|NE|NW|SE|SW)\b)?{_UNIT}{_EN_TAIL}")
+# GB "Flat 2\nConor Pines", "Studio 47S, Hughes Crescent": a unit before the street name.
+_GB_UNIT = (rf"(?:Flat|Studio|Apartment)[ \t]+\d{{1,4}}[A-Za-z]?(?:{_NL}|[ \t]+)"
+            rf"(?:{_CAP}[ \t]+){{1,3}}{_EN_TYPE}{_EN_TAIL}")
+_DE_SUFFIX = r"(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee|steig|pfad)"
+_HOUSE = r"\d{1,4}(?:[ \t]?[a-z]\b)?(?:[ \t]?[-/][ \t]?\d{1,4}[a-z]?)?"
+_POST_CITY = rf"(?:,[ \t]*|[ \t]*\n[ \t]*)(?:[A-Z]-)?\d{{4,5}}[ \t]+{_CAP}(?:[ \t-]{_CAP})?"
+_DE = (rf"(?:{_CAP}[ \t])?(?:[{_UP}][{_LO}]*-)*[{_UP}][{_LO}]*-?(?i:{_DE_SUFFIX})(?:[ \t]|(?<=\.))[ \t]*{_HOUSE}"
+       rf"(?![\d:%]|[.,]\d)(?:{_POST_CITY})?")
+_FR = (rf"\d{{1,4}}(?:[ \t]?(?:bis|ter|[A-Z]))?,?[ \t]+(?i:rue|avenue|av\.|boulevard|bd|chemin|impasse|allée|quai"
+       rf"|place|route|cours|passage|square)[ \t]+(?:(?:de la|de l'|du|des|de|d'|la|le|les)[ \t]*)?{_CAP}"
+       rf"(?:[ \t]{_CAP}){{0,2}}(?:{_POST_CITY})?"
+       rf"|(?<![\w-])(?:rue|boulevard|impasse|allée|chemin|quai)[ \t]+(?:(?:de la|de l'|du|des|de|d')[ \t]*)?"
+       rf"{_CAP}(?:[ \t]{_CAP}){{0,2}}(?:{_POST_CITY})?")
+_FI_SUFFIX = r"(?:katu|tie|kuja|polku|bulevardi|raitti|väylä|kaari|rinne|aukio|tori|ranta|puistikko|piha|kaarre)"
+_FI = (rf"(?:\d{{1,5}}[ \t])?(?:(?:{_CAP}[ \t]){{0,2}}[{_UP}]?[{_LO}]+{_FI_SUFFIX}|(?:{_CAP}[ \t]){{1,2}}{_FI_SUFFIX})[ \t]+\d{{1,4}}[a-z]?"
+       rf"(?:[ \t]?[A-Z][ \t]?\d{{1,3}})?(?![\d:%]|[.,]\d){_UNIT}(?:{_POST_CITY})?")
+_HU_TYPE = r"(?:utca|u\.|út|útja|tér|tere|körút|krt\.|köz|sor|sétány|fasor|rakpart|lépcső|dűlő|liget)"
+_HU = (rf"(?:{_CAP}[ \t]){{0,3}}{_CAP}[ \t]{_HU_TYPE}[ \t]+\d{{1,4}}(?:/[A-Za-z])?\.?"
+       rf"(?![\d:%]|[.,]\d)(?:{_POST_CITY})?")
+_ADDRESS = re.compile("|".join(f"(?:{p})" for p in (_GB_UNIT, _EN, _FI, _DE, _HU, _FR)))
+_GATE = re.compile(r"\d|\b(?:rue|boulevard|impasse|allée|chemin|quai) ")
+_ENGLISH_RING = re.compile(r"(?i:(?:sp|st|b|wr|off|herr|ear|key)ring|\w*(?:er|ur|or|ar|ir)ing)$")
+
+
+def _valid(text: str, m: re.Match) -> bool:
+    """Counts ("all 9 Supreme Court justices") and English words in -ring ("Spring 2019") are not
+    addresses."""
+    before = text[max(0, m.start() - 12):m.start()].split()
+    if before and before[-1].lower() in _COUNT_WORDS and m.group()[:1].isdigit():
+        return False
+    words = m.group().split()
+    for i, w in enumerate(words[:-1]):
+        if w.lower().endswith("ring") and words[i + 1][:1].isdigit():
+            return _ENGLISH_RING.search(w) is None and not re.match(r"(?:19|20)\d\d$", words[i + 1])
+    return True
+
+
+def find_addresses(text: str) -> list[Span]:
+    if not _GATE.search(text):
+        return []
+    return [Span(m.start(), m.end(), "address") for m in _ADDRESS.finditer(text) if _valid(text, m)]
