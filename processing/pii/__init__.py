@@ -17,7 +17,7 @@ from typing import Iterable
 
 from processing.pii.addresses import find_addresses
 from processing.pii.detectors import (Span, find_cards, find_emails, find_handles, find_ibans, find_ids,
-                                      find_ips, find_phones, find_secrets)
+                                      find_ips, find_phones, find_secrets, number_runs)
 
 # Most specific first: the order breaks ties between spans of equal length.
 KINDS: tuple[str, ...] = ("secret", "iban", "card", "ssn", "national_id", "email", "ip", "phone",
@@ -44,17 +44,18 @@ def detect(text: str, kinds: Iterable[str] = KINDS, region_hint: str | None = No
         spans += find_emails(text)
     if "handle" in ks:
         spans += find_handles(text)
+    runs = number_runs(text) if ks & {"ip", "iban", "ssn", "national_id", "card", "phone"} else []
     if "ip" in ks:
-        spans += find_ips(text)
-    if "iban" in ks:
-        spans += find_ibans(text)
-    if ks & {"card", "ssn", "national_id", "phone"}:
-        if "card" in ks:
-            spans += find_cards(text)
+        spans += find_ips(text, runs)
+    if runs:
+        if "iban" in ks:
+            spans += find_ibans(text, runs)
         if ks & {"ssn", "national_id"}:
-            spans += [s for s in find_ids(text) if s.kind in ks]
+            spans += [s for s in find_ids(text, runs) if s.kind in ks]
+        if "card" in ks:
+            spans += find_cards(text, runs)
         if "phone" in ks:
-            spans += find_phones(text, regions)
+            spans += find_phones(text, regions, runs)
     if "address" in ks:
         spans += find_addresses(text)
     return spans

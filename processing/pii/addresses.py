@@ -14,6 +14,7 @@ from processing.pii.detectors import Span
 _UP = "A-ZÄÖÜÀÂÇÉÈÊËÎÏÔÛÙÁÍÓÚŐŰÅ"
 _LO = "a-zäöüßàâçéèêëîïôûùáíóúőűå"
 _CAP = rf"[{_UP}][{_LO}'’-]*"  # a capitalised word
+_CAPH = rf"[{_UP}][{_LO}'’]*(?:-[{_UP}{_LO}][{_LO}'’]*)*"  # "Aubert-les-Bains", "Karl-Otto-Grein"
 # USPS Publication 28 street suffixes (full names and the usual abbreviations).
 _EN_SUFFIX = (
     "Alley|Aly|Avenue|Ave|Av|Bay|Beach|Bend|Bluffs?|Boulevard|Blvd|Branch|Bridge|Brooks?|Burgs?|Bypass|Byp|Camp"
@@ -24,12 +25,12 @@ _EN_SUFFIX = (
     "|Junctions?|Jct|Keys?|Knolls?|Lakes?|Land|Landing|Lane|Ln|Lights?|Loaf|Locks?|Lodge|Loop|Mall|Manors?"
     "|Meadows?|Mews|Mill|Mills|Mission|Motorway|Mount|Mountains?|Neck|Orchard|Oval|Overpass|Park|Parkways?|Pkwy"
     "|Pass|Passage|Path|Pike|Pines?|Place|Pl|Plains?|Plaza|Points?|Ports?|Prairie|Radial|Ramp|Ranch|Rapids?"
-    "|Rest|Ridges?|River|Road|Roads|Rd|Route|Row|Rue|Run|Shoals?|Shores?|Skyway|Springs?|Spur|Squares?|Sq"
+    "|Rest|Ridges?|River|Road|Roads|Rd|Route|Row|Rue|Run|Shoals?|Shores?|Skyway|Springs?|Spurs?|Squares?|Sq"
     "|Station|Stravenue|Stream|Streets?|St|Summit|Terrace|Ter|Throughway|Trace|Track|Trafficway|Trail|Trl"
-    "|Trailer|Tunnel|Turnpike|Underpass|Unions?|Valleys?|Viaduct|Views?|Villages?|Ville|Vista|Walks?|Wall"
+    "|Trailer|Tunnel|Turnpike|Underpass|Unions?|Valleys?|Via|Viaduct|Views?|Villages?|Ville|Vista|Walks?|Wall"
     "|Way|Ways|Wells?")
 _STOP = ("The|To|For|Of|In|On|At|By|And|Or|An?|My|Your|His|Her|Our|Their|With|From|About|Best|Top|Ways"
-         "|Tips|Things|Reasons|Days|Years|Hours|Minutes|Miles|Times|Steps|Supreme|Is|Are|Was|It|I")
+         "|Tips|Things|Reasons|Days|Years|Hours|Minutes|Miles|Times|Steps|Supreme|Is|Are|Was|It|I|Please")
 _COUNT_WORDS = frozenset("the all my our your his her their these those top chapter only just first last "
                          "nearly almost over under than both every another about around some".split())
 _NAME = rf"(?!(?:{_STOP})\b)(?:{_CAP}|\d{{1,3}}(?:st|nd|rd|th))"
@@ -49,22 +50,31 @@ _GB_UNIT = (rf"(?:Flat|Studio|Apartment)[ \t]+\d{{1,4}}[A-Za-z]?(?:{_NL}|[ \t]+)
             rf"(?:{_CAP}[ \t]+){{1,3}}{_EN_TYPE}{_EN_TAIL}")
 _DE_SUFFIX = r"(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee|steig|pfad)"
 _HOUSE = r"\d{1,4}(?:[ \t]?[a-z]\b)?(?:[ \t]?[-/][ \t]?\d{1,4}[a-z]?)?"
-_POST_CITY = rf"(?:,[ \t]*|[ \t]*\n[ \t]*)(?:[A-Z]-)?\d{{4,5}}[ \t]+{_CAP}(?:[ \t-]{_CAP})?"
-_DE = (rf"(?:{_CAP}[ \t])?(?:[{_UP}][{_LO}]*-)*[{_UP}][{_LO}]*-?(?i:{_DE_SUFFIX})(?:[ \t]|(?<=\.))[ \t]*{_HOUSE}"
+_POST_CITY = rf"(?:,[ \t]*|[ \t]*\n[ \t]*)(?:[A-Z]-)?\d{{4,5}}[ \t]+{_CAPH}(?:[ \t]{_CAPH})?"
+_DE = (rf"(?:{_CAPH}[ \t])?(?:[{_UP}][{_LO}]*-)*[{_UP}][{_LO}]*-?(?i:{_DE_SUFFIX})(?:[ \t]|(?<=\.))[ \t]*{_HOUSE}"
        rf"(?![\d:%]|[.,]\d)(?:{_POST_CITY})?")
 _FR = (rf"\d{{1,4}}(?:[ \t]?(?:bis|ter|[A-Z]))?,?[ \t]+(?i:rue|avenue|av\.|boulevard|bd|chemin|impasse|allée|quai"
        rf"|place|route|cours|passage|square)[ \t]+(?:(?:de la|de l'|du|des|de|d'|la|le|les)[ \t]*)?{_CAP}"
        rf"(?:[ \t]{_CAP}){{0,2}}(?:{_POST_CITY})?"
-       rf"|(?<![\w-])(?:rue|boulevard|impasse|allée|chemin|quai)[ \t]+(?:(?:de la|de l'|du|des|de|d')[ \t]*)?"
+       rf"|(?<![\w-])(?:(?:rue|boulevard|impasse|allée|chemin|quai)[ \t]+|avenue[ \t]+(?=d[eu' ]))(?:(?:de la|de l'|du|des|de|d')[ \t]*)?"
        rf"{_CAP}(?:[ \t]{_CAP}){{0,2}}(?:{_POST_CITY})?")
 _FI_SUFFIX = r"(?:katu|tie|kuja|polku|bulevardi|raitti|väylä|kaari|rinne|aukio|tori|ranta|puistikko|piha|kaarre)"
 _FI = (rf"(?:\d{{1,5}}[ \t])?(?:(?:{_CAP}[ \t]){{0,2}}[{_UP}]?[{_LO}]+{_FI_SUFFIX}|(?:{_CAP}[ \t]){{1,2}}{_FI_SUFFIX})[ \t]+\d{{1,4}}[a-z]?"
        rf"(?:[ \t]?[A-Z][ \t]?\d{{1,3}})?(?![\d:%]|[.,]\d){_UNIT}(?:{_POST_CITY})?")
 _HU_TYPE = r"(?:utca|u\.|út|útja|tér|tere|körút|krt\.|köz|sor|sétány|fasor|rakpart|lépcső|dűlő|liget)"
-_HU = (rf"(?:{_CAP}[ \t]){{0,3}}{_CAP}[ \t]{_HU_TYPE}[ \t]+\d{{1,4}}(?:/[A-Za-z])?\.?"
+_HU = (rf"{_CAPH}(?:[ \t](?:{_CAPH}|[{_LO}]+)){{0,2}}[ \t]{_HU_TYPE}[ \t]+\d{{1,4}}(?:/[A-Za-z])?\.?"
        rf"(?![\d:%]|[.,]\d)(?:{_POST_CITY})?")
-_ADDRESS = re.compile("|".join(f"(?:{p})" for p in (_GB_UNIT, _EN, _FI, _DE, _HU, _FR)))
-_GATE = re.compile(r"\d|\b(?:rue|boulevard|impasse|allée|chemin|quai) ")
+_EN_RE, _GB_UNIT_RE = re.compile(_EN), re.compile(_GB_UNIT)  # start with a digit / "Flat": `re` skips ahead
+_FI_RE, _DE_RE, _HU_RE, _FR_RE = (re.compile(rf"(?<![\w-])(?:{p})") for p in (_FI, _DE, _HU, _FR))
+_FI_END = ("katu", "tie", "kuja", "polku", "bulevardi", "raitti", "väylä", "kaari", "rinne", "aukio", "tori", "ranta",
+           "puistikko", "piha", "kaarre")
+_DE_END = ("straße", "strasse", "str.", "weg", "gasse", "platz", "allee", "ring", "damm", "ufer", "chaussee", "steig",
+           "pfad")
+_HU_TYPES = frozenset("utca u. út útja tér tere körút krt. köz sor sétány fasor rakpart lépcső dűlő liget".split())
+_FR_AFTER = re.compile(r"(?:[ \t]?(?:bis|ter|[A-Z]))?,?[ \t]+(?i:rue|avenue|av\.|boulevard|bd|chemin|impasse|allée"
+                       r"|quai|place|route|cours|passage|square)\b")
+_FR_BARE = ("rue ", "boulevard ", "impasse ", "allée ", "chemin ", "quai ", "avenue d")
+_HOUSE_NUM = re.compile(r"[\s(](\d{1,6})")  # a house number candidate: a number after a space or "("
 _ENGLISH_RING = re.compile(r"(?i:(?:sp|st|b|wr|off|herr|ear|key)ring|\w*(?:er|ur|or|ar|ir)ing)$")
 
 
@@ -81,7 +91,41 @@ def _valid(text: str, m: re.Match) -> bool:
     return True
 
 
+def _locale_patterns(text: str, start: int, end: int) -> list[re.Pattern]:
+    """The locale patterns that can hold the house number text[start:end]: by the street word
+    before it (fi, de, hu) or the street type after it (fr)."""
+    out = []
+    prev = text[max(0, start - 30):start].split()
+    if prev:
+        w = prev[-1].lower()
+        if w.endswith(_FI_END):
+            out.append(_FI_RE)
+        if w.endswith(_DE_END):
+            out.append(_DE_RE)
+        if w in _HU_TYPES:
+            out.append(_HU_RE)
+    if _FR_AFTER.match(text, end):
+        out.append(_FR_RE)
+    return out
+
+
 def find_addresses(text: str) -> list[Span]:
-    if not _GATE.search(text):
-        return []
-    return [Span(m.start(), m.end(), "address") for m in _ADDRESS.finditer(text) if _valid(text, m)]
+    """Patterns are tried only at house number candidates (and "Flat", "rue" ... when present)."""
+    found = []
+    if "Flat " in text or "Studio " in text or "Apartment " in text:
+        found += _GB_UNIT_RE.finditer(text)
+    if any(w in text for w in _FR_BARE):
+        found += _FR_RE.finditer(text)
+    numbers = [(m.start(1), m.end(1)) for m in _HOUSE_NUM.finditer(text)]
+    if text[:1].isdigit():
+        numbers.insert(0, (0, len(text) - len(text.lstrip("0123456789"))))
+    for n, end in numbers:
+        en = _EN_RE.match(text, n)
+        if en:
+            found.append(en)
+        for rx in _locale_patterns(text, n, end):
+            for m in rx.finditer(text, max(0, n - 80), min(len(text), n + 90)):
+                if m.start() <= n < m.end():
+                    found.append(m)
+    spans = {Span(m.start(), m.end(), "address") for m in found if _valid(text, m)}
+    return sorted(spans)

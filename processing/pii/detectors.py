@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import phonenumbers
-from detect_secrets.plugins import (artifactory, aws, azure_storage_key, basic_auth, discord, github_token,
+from detect_secrets.plugins import (aws, azure_storage_key, basic_auth, discord, github_token,
                                     gitlab_token, jwt, mailchimp, npm, openai, private_key, pypi_token,
                                     sendgrid, slack, square_oauth, stripe, telegram_token, twilio)
 from stdnum import iban, luhn
@@ -40,9 +40,11 @@ AT_HANDLE = r"@(?<![\w@.]@)(?!\d{1,2}(?::\d\d)?\s?(?:[ap]m)?\b)\w{1,30}\b(?!@)"
 U_HANDLE = "|".join(rf"{p}(?<![\w/]{p})[A-Za-z0-9_-]{{3,20}}(?![\w-])" for p in ("/u/", "u/"))
 _HANDLE = re.compile(f"{AT_HANDLE}|{U_HANDLE}")
 _H = "[0-9a-fA-F]"
-_IP = re.compile(
-    r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)"
-    rf"|(?<![\w:])(?=[\w:]*\d)(?=[\w:]*{_H}{{3}})(?:(?:{_H}{{1,4}}:){{7}}{_H}{{1,4}}"
+# Patterns start with a character class and check the character before it afterwards: `re` then
+# skips ahead to candidate characters instead of trying every position.
+_IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}(?:\.\d{1,3}){3}(?![\w-]|\.\d)")
+_IPV6 = re.compile(
+    rf"(?<![\w:])(?=[\w:]*\d)(?=[\w:]*{_H}{{3}})(?:(?:{_H}{{1,4}}:){{7}}{_H}{{1,4}}"
     rf"|(?:{_H}{{1,4}}:){{1,7}}:(?:{_H}{{1,4}}(?::{_H}{{1,4}}){{0,6}})?)(?![\w:])")
 
 
@@ -64,21 +66,48 @@ def _is_ip(s: str) -> bool:
     return True
 
 
-def find_ips(text: str) -> list[Span]:
-    if "." not in text and "::" not in text and text.count(":") < 7:
-        return []
-    return [Span(m.start(), m.end(), "ip") for m in _IP.finditer(text) if _is_ip(m.group())]
+def find_ips(text: str, runs: list[tuple[int, int]] | None = None) -> list[Span]:
+    runs = number_runs(text) if runs is None else runs
+    dotted = [r for r in runs if "." in text[r[0]:r[1]]]
+    out = [Span(m.start(), m.end(), "ip") for m in _in_windows(_IPV4, text, windows(dotted, len(text), 4, 4))
+           if _is_ip(m.group())]
+    if "::" in text or text.count(":") >= 7:
+        out += [Span(m.start(), m.end(), "ip") for m in _IPV6.finditer(text) if _is_ip(m.group())]
+    return out
 
 
 # ---------------------------------------------------------------- numbers
-_NUM_RUN = re.compile(r"\d[\d ().+/-]{5,}\d")  # every phone, card and id has such a run
+# Every IP, phone, card, IBAN and id number has a run of 6+ digits and separators: one pass finds
+# them, and the slower patterns only run around them.
+_NUM_RUN = re.compile(r"\d[\d ().+/-]{4,}\d")
+
+
+def number_runs(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _NUM_RUN.finditer(text)]
+
+
+def windows(runs: list[tuple[int, int]], n: int, before: int, after: int) -> list[tuple[int, int]]:
+    """Merged stretches of a text of length n around runs."""
+    out: list[tuple[int, int]] = []
+    for start, end in runs:
+        a, b = max(0, start - before), min(n, end + after)
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def _in_windows(rx: re.Pattern, text: str, windows: list[tuple[int, int]]):
+    for a, b in windows:
+        yield from rx.finditer(text, a, b)
 _PHONE_WORDS = re.compile(
     r"(?i:phone|\btel\b|\btel\.|call|text|\bsms\b|mobile|\bcell|number|\bno\.|\bnr\.?|contact|reach|whats ?app"
-    r"|\bfax\b|\bring\b|dial|telefon|handy|rufnummer|nummer|anruf|t[ée]l[ée]phone|portable|num[ée]ro|appel"
+    r"|\bfax\b|\bring\b|dial|telefon|handy|\bruf(?:e|en|t)?\b|rufnummer|nummer|anruf|t[ée]l[ée]phone|portable|num[ée]ro|appel"
     r"|puhelin|\bpuh\b|soita|numero|telefonsz[áa]m|h[íi]vj|\bmobil|\bszám)")
 # Groups of digits with one separator between them; "(0)", "(06)", one "/" after an area code.
 _PHONE = re.compile(
-    r"(?<![\w$€£¥.,/+-])(?:(?P<intl>\+|\b00)\s?)?(?:\(\d{1,4}\)[ .-]?/?\s?)?\d{1,15}"
+    r"(?<![\w$€£¥.,/+-])(?:(?P<intl>\+|\b00|\(\+\d{1,3}\))\s?)?(?:\(\d{1,5}\)[ .-]?/?\s?)?\d{1,15}"
     r"(?:[ .-]\d{1,4})?(?: ?/ ?\d{1,10})?(?:(?:[ .-]?\(\d{1,4}\)[ .-]?|[ .-])\d{1,10}){0,5}"
     r"(?P<ext>\s?(?:x|ext\.?|#)\s?\d{1,5})?(?![\w/%]|[.,-]\d|:\d)")
 _NANP = re.compile(r"(?:1[ .-]?)?(?:\([2-9]\d\d\)[ .-]?|[2-9]\d\d(?P<s>[ .-]))\d{3}(?(s)(?P=s)|[ .-])\d{4}")
@@ -104,14 +133,12 @@ def _phone_verdict(number: str, regions: tuple[str, ...]) -> str:
 
 
 def _prefixes(core: str) -> list[str]:
-    """core, then its prefixes at a separator that differs from the one before it, longest
-    first ("(555) 123-4567 2" -> "(555) 123-4567"; "555 123 4567 2019" is one number)."""
+    """core, and core without a last group of 1-2 digits set off by another separator than the
+    one before it ("(555) 123-4567 2" -> "(555) 123-4567"; "555 123 4567 2019" is one number)."""
     cuts = list(_CUT.finditer(core))
-    out = [core]
-    for k in range(len(cuts) - 1, 0, -1):
-        if cuts[k].group() != cuts[k - 1].group():
-            out.append(core[:cuts[k].start()])
-    return out
+    if len(cuts) >= 2 and cuts[-1].group() != cuts[-2].group() and len(core) - cuts[-1].end() <= 2:
+        return [core, core[:cuts[-1].start()]]
+    return [core]
 
 
 def _phone_strength(core: str, intl: bool, regions: tuple[str, ...]) -> int:
@@ -120,8 +147,13 @@ def _phone_strength(core: str, intl: bool, regions: tuple[str, ...]) -> int:
     if not 7 <= n <= 15 or _DATE.fullmatch(core):
         return 0
     if intl:
-        number = "+" + core.lstrip("+0 ") if core.startswith("00") else core
-        return 2 if n >= 8 and _phone_verdict(number, regions) else 0
+        number = core.replace("(", "").replace(")", "", 1) if core.startswith("(+") else core
+        if core.startswith("00"):
+            number = "+" + core[2:].lstrip()
+        if n >= 8 and _phone_verdict(number, regions):
+            return 2
+        if not core.startswith("00"):
+            return 0  # "00" may also start a national number: go on
     grouped = not core.isdigit()
     if grouped and _NANP.fullmatch(core):
         return 2
@@ -131,14 +163,13 @@ def _phone_strength(core: str, intl: bool, regions: tuple[str, ...]) -> int:
     return 1 if verdict else 0
 
 
-def find_phones(text: str, regions: tuple[str, ...]) -> list[Span]:
+def find_phones(text: str, regions: tuple[str, ...], runs: list[tuple[int, int]] | None = None) -> list[Span]:
     """International numbers (+, 00) of a possible length; national ones written like phones
     (NANP groups, or a trunk prefix 0 and valid in one of `regions` by phonenumbers); and any
     possible number right after a phone word ("call", "Tel.", "puhelin", ...)."""
-    if not _NUM_RUN.search(text):
-        return []
     out = []
-    for m in _PHONE.finditer(text):
+    runs = number_runs(text) if runs is None else runs
+    for m in _in_windows(_PHONE, text, windows(runs, len(text), 8, 12)):
         s, intl = m.group(), m.group("intl") is not None
         core = s[:m.start("ext") - m.start()] if m.group("ext") else s
         glued = text[m.end():m.end() + 2]
@@ -157,19 +188,18 @@ def find_phones(text: str, regions: tuple[str, ...]) -> list[Span]:
 
 
 # Cards: 12-19 digits, bare or grouped 4-4-4-(1-7) / 4-6-4(5) with one separator.
-_CARD = re.compile(r"(?<![\w$€£.,/+-])(?:\d{12,19}|\d{4}(?P<s>[ -])\d{4}(?P=s)\d{4}(?:(?P=s)\d{1,7})?"
-                   r"|\d{4}(?P<a>[ -])\d{6}(?P=a)\d{4,5})(?![\w/]|[.,-]\d| \d)")
+_CARD = re.compile(r"\d(?<![\w$€£.,/+-]\d)(?:\d{11,18}|\d{3}(?P<s>[ -])\d{4}(?P=s)\d{4}(?:(?P=s)\d{1,7})?"
+                   r"|\d{3}(?P<a>[ -])\d{6}(?P=a)\d{4,5})(?![\w/]|[.,-]\d| \d)")
 _CARD_WORDS = re.compile(r"(?i:card|visa|master|amex|american express|maestro|discover|\bjcb\b|diners|\bcc\b"
                          r"|credit|debit|karte|carte|\bcb\b|kortti|k[áa]rty)")
 
 
-def find_cards(text: str) -> list[Span]:
+def find_cards(text: str, runs: list[tuple[int, int]] | None = None) -> list[Span]:
     """Luhn-valid numbers: 13-19 digits starting 2-6 (the major networks) anywhere, any other
     12-19 digit number only after a card word."""
-    if not _NUM_RUN.search(text):
-        return []
     out = []
-    for m in _CARD.finditer(text):
+    runs = number_runs(text) if runs is None else runs
+    for m in _in_windows(_CARD, text, windows(runs, len(text), 2, 2)):
         digits = "".join(_DIGIT.findall(m.group()))
         if len(set(digits)) == 1 or not luhn.is_valid(digits):
             continue
@@ -186,8 +216,7 @@ _IDS = re.compile(
     r"|(?P<hetu>\d{6}[-+A-FU-Y]\d{3}[0-9A-Y])"
     r"|(?P<nir>[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2})"
     r"|(?P<nino>[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D])"
-    r"|(?P<idnr>\d{2} ?\d{3} ?\d{3} ?\d{3})"
-    r"|(?P<hu>[1-8] ?\d{6} ?\d{4}))(?![\w/]|[.,-]\d)")
+    r"|(?P<idnr>\d{2} ?\d{3} ?\d{3} ?\d{3}))(?![\w/]|[.,-]\d)")  # DE tax id or HU personal number
 
 
 def _hu_personal(d: str) -> bool:
@@ -199,12 +228,11 @@ def _hu_personal(d: str) -> bool:
     return int(d[10]) in checks  # weights 1..10 before 1997, 10..1 after
 
 
-def find_ids(text: str) -> list[Span]:
+def find_ids(text: str, runs: list[tuple[int, int]] | None = None) -> list[Span]:
     """SSN (dashed anywhere, 9 bare digits after an id word), and checksummed national ids."""
-    if not _NUM_RUN.search(text):
-        return []
     out = []
-    for m in _IDS.finditer(text):
+    runs = number_runs(text) if runs is None else runs
+    for m in _in_windows(_IDS, text, windows(runs, len(text), 4, 8)):
         s, kind = m.group(), m.lastgroup
         if kind == "ssn":
             ok = ssn.is_valid(s) and (not s.isdigit() or _context(text, m.start(), _ID_WORDS))
@@ -214,10 +242,8 @@ def find_ids(text: str) -> list[Span]:
             ok = nir.is_valid(s)
         elif kind == "nino":
             ok = True
-        elif kind == "idnr":
-            ok = idnr.is_valid(s) and _context(text, m.start(), _ID_WORDS)
         else:
-            ok = _hu_personal(s)
+            ok = (idnr.is_valid(s) and _context(text, m.start(), _ID_WORDS)) or _hu_personal(s)
         if ok:
             out.append(Span(m.start(), m.end(), "ssn" if kind == "ssn" else "national_id"))
     return out
@@ -228,36 +254,47 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b
 _IBAN_GATE = re.compile(r"[A-Z]{2}\d\d")
 
 
-def find_ibans(text: str) -> list[Span]:
-    if not _IBAN_GATE.search(text):
-        return []
-    return [Span(m.start(), m.end(), "iban") for m in _IBAN.finditer(text) if iban.is_valid(m.group())]
+def find_ibans(text: str, runs: list[tuple[int, int]] | None = None) -> list[Span]:
+    runs = number_runs(text) if runs is None else runs
+    wins = [w for w in windows(runs, len(text), 34, 34) if _IBAN_GATE.search(text, *w)]
+    return [Span(m.start(), m.end(), "iban") for m in _in_windows(_IBAN, text, wins) if iban.is_valid(m.group())]
 
 
 # ---------------------------------------------------------------- secrets (detect-secrets plugins)
-_PLUGINS = (artifactory.ArtifactoryDetector, aws.AWSKeyDetector, azure_storage_key.AzureStorageKeyDetector,
+# Not ArtifactoryDetector: "AP" + 9 letters ("APEXLegends") is prose, and its patterns are slow.
+_PLUGINS = (aws.AWSKeyDetector, azure_storage_key.AzureStorageKeyDetector,
             basic_auth.BasicAuthDetector, discord.DiscordBotTokenDetector, github_token.GitHubTokenDetector,
             gitlab_token.GitLabTokenDetector, jwt.JwtTokenDetector, mailchimp.MailchimpDetector, npm.NpmDetector,
             openai.OpenAIDetector, private_key.PrivateKeyDetector, pypi_token.PypiTokenDetector,
             sendgrid.SendGridDetector, slack.SlackDetector, square_oauth.SquareOAuthDetector,
             stripe.StripeDetector, telegram_token.TelegramBotTokenDetector, twilio.TwilioKeyDetector)
 _SECRET_RES = tuple(rx for p in _PLUGINS for rx in p.denylist)
-# Every pattern above needs a run of 10+ token characters, a PEM/PuTTY header or "://x:y@".
-_SECRET_GATE = re.compile(r"[\w/+=-]{10}|PRIVATE KEY|PuTTY|://\S+:\S+@")
-_HOST = re.compile(r"[^\s/?#]*")
+# Every pattern above needs a run of 16+ token characters, a PEM/PuTTY header or "://x:y@".
+_TOKEN_TAIL = re.compile(r"[\w/+=-]*(?:\.[\w/+=-]+)*")
+_URL_START = re.compile(r"[A-Za-z][\w+.-]*$")
+_URL_REST = re.compile(r"[^\s\"'<>]*[^\s\"'<>.,;:!?)]")
 _KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|Private-MAC: \w+")
 
 
 def find_secrets(text: str) -> list[Span]:
     """Every match of a detect-secrets denylist pattern (the whole match, without the delimiter
     some patterns include); a private key spans its header to its END line."""
-    if not _SECRET_GATE.search(text):
-        return []
+    if "PRIVATE KEY" in text or "PuTTY" in text or ("://" in text and "@" in text):
+        wins = [(0, len(text))]
+    else:  # every other pattern needs a run of 16+ token characters, not all letters
+        wins, pos = [], 0
+        for tok in [t for t in text.split() if len(t) >= 16]:
+            if not tok.isalpha():
+                i = text.find(tok, pos)
+                pos = i + len(tok)
+                wins.append((max(0, i - 60), pos))
+        if not wins:
+            return []
     out = []
     for rx in _SECRET_RES:
-        for m in rx.finditer(text):
+        for m in _in_windows(rx, text, wins):
             i, j = m.span()
-            while i < j and text[i] in ' \t\n="\':':
+            while i < j and text[i] in ' \t\n="\'':
                 i += 1
             while j > i and text[j - 1] in ' \t\n"':
                 j -= 1
@@ -266,8 +303,13 @@ def find_secrets(text: str) -> list[Span]:
                 i = k if k >= 0 else i
                 end = _KEY_END.search(text, j)
                 j = end.end() if end else len(text)
-            if rx.pattern.startswith("://"):  # a password in a URL: the host goes too
-                j = _HOST.match(text, j).end()
+            if rx.pattern.startswith("://"):  # a password in a URL: the whole URL goes
+                scheme = _URL_START.search(text, max(0, i - 20), i)
+                i = scheme.start() if scheme else i
+                rest = _URL_REST.match(text, j)
+                j = rest.end() if rest else j
+            elif "PRIVATE KEY" not in m.group() and "PuTTY" not in m.group():
+                j = _TOKEN_TAIL.match(text, j).end()  # a token does not end inside a word
             if j > i:
                 out.append(Span(i, j, "secret"))
     return out
