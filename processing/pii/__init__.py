@@ -13,6 +13,7 @@ Overlapping spans are resolved longest first (ties: the more specific kind of :d
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Iterable
 
 from processing.pii.addresses import find_addresses
@@ -30,13 +31,21 @@ DEFAULT_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "FI", "HU")
 _RANK = {k: i for i, k in enumerate(KINDS)}
 
 
-def detect(text: str, kinds: Iterable[str] = KINDS, region_hint: str | None = None) -> list[Span]:
-    """All spans of the given kinds found in text (overlaps not yet resolved)."""
+@lru_cache(maxsize=64)
+def _settings(kinds: tuple[str, ...], region_hint: str | None) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The kind set (checked) and the regions to try, computed once per argument pair."""
     ks = frozenset(kinds)
     if not ks <= _RANK.keys():
         raise ValueError(f"unknown PII kinds: {sorted(ks - _RANK.keys())}; known: {list(KINDS)}")
-    regions = DEFAULT_REGIONS if not region_hint else (region_hint.upper(),) + tuple(
-        r for r in DEFAULT_REGIONS if r != region_hint.upper())
+    if not region_hint:
+        return ks, DEFAULT_REGIONS
+    hint = region_hint.upper()
+    return ks, (hint,) + tuple(r for r in DEFAULT_REGIONS if r != hint)
+
+
+def detect(text: str, kinds: Iterable[str] = KINDS, region_hint: str | None = None) -> list[Span]:
+    """All spans of the given kinds found in text (overlaps not yet resolved)."""
+    ks, regions = _settings(kinds if isinstance(kinds, tuple) else tuple(kinds), region_hint)
     spans: list[Span] = []
     if "secret" in ks:
         spans += find_secrets(text)

@@ -105,6 +105,10 @@ _PHONE_WORDS = re.compile(
     r"(?i:phone|\btel\b|\btel\.|call|text|\bsms\b|mobile|\bcell|number|\bno\.|\bnr\.?|contact|reach|whats ?app"
     r"|\bfax\b|\bring\b|dial|telefon|handy|\bruf(?:e|en|t)?\b|rufnummer|nummer|anruf|t[ée]l[ée]phone|portable|num[ée]ro|appel"
     r"|puhelin|\bpuh\b|soita|numero|telefonsz[áa]m|h[íi]vj|\bmobil|\bszám)")
+# "order number 0612345678": a number after these words is not a phone, whatever comes before
+_NOT_PHONE_WORDS = re.compile(
+    r"(?i:order|tracking|model|serial|case|part|item|invoice|reference|\bref\b|confirmation|ticket|flight"
+    r"|policy|product|isbn|asin|sku|upc|account|page|version|\blot\b|batch|receipt|claim|customer)")
 # Groups of digits with one separator between them; "(0)", "(06)", one "/" after an area code.
 _PHONE = re.compile(
     r"(?<![\w$€£¥.,/+-])(?:(?P<intl>\+|\b00|\(\+\d{1,3}\))\s?)?(?:\(\d{1,5}\)[ .-]?/?\s?)?\d{1,15}"
@@ -160,7 +164,7 @@ def _phone_strength(core: str, intl: bool, regions: tuple[str, ...]) -> int:
     verdict = _phone_verdict(core, regions)
     if grouped and verdict == "valid" and core.lstrip("(").startswith("0"):
         return 2
-    return 1 if verdict else 0
+    return 1 if verdict and (grouped or n <= 12) else 0  # 13+ bare digits: an order or a barcode
 
 
 def find_phones(text: str, regions: tuple[str, ...], runs: list[tuple[int, int]] | None = None) -> list[Span]:
@@ -179,7 +183,8 @@ def find_phones(text: str, regions: tuple[str, ...], runs: list[tuple[int, int]]
         strength = [_phone_strength(c, intl, regions) for c in cands]
         if 2 in strength:
             cand = cands[strength.index(2)]
-        elif strength[0] == 1 and _context(text, m.start(), _PHONE_WORDS):
+        elif strength[0] == 1 and _context(text, m.start(), _PHONE_WORDS) and not _context(
+                text, m.start(), _NOT_PHONE_WORDS, 25):
             cand = cands[0]
         else:
             continue
@@ -282,9 +287,12 @@ def find_secrets(text: str) -> list[Span]:
     if "PRIVATE KEY" in text or "PuTTY" in text or ("://" in text and "@" in text):
         wins = [(0, len(text))]
     else:  # every other pattern needs a run of 16+ token characters, not all letters
+        tokens = text.split()
+        if max(map(len, tokens), default=0) < 16:  # (map runs in C: most texts stop here)
+            return []
         wins, pos = [], 0
-        for tok in [t for t in text.split() if len(t) >= 16]:
-            if not tok.isalpha():
+        for tok in tokens:
+            if len(tok) >= 16 and not tok.isalpha():
                 i = text.find(tok, pos)
                 pos = i + len(tok)
                 wins.append((max(0, i - 60), pos))
