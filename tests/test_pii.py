@@ -126,7 +126,7 @@ def test_email_ip_handle():
     "xoxb-123456789012-123456789012-abcdefghijklmnopqrstuvwx",
     "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-    "glpat-AbCdEfGhIjKlMnOpQrSt",
+    "glpat-AbCdEf4hIjKlMn0pQrSt",
     "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc+/def\n-----END RSA PRIVATE KEY-----",
 ])
 def test_secret(secret):
@@ -145,6 +145,7 @@ def test_password_in_url():
     "66907 Griffith Forks Apt. 500",
     "Studio 47S\nHughes Crescent\nWest Emmamouth\nTQ34 4WH",  # en_GB
     "77 Pearson Court",
+    "230 W. 19th St.",
     "Rose-Krebs-Straße 7\n63608 Zschopau",  # de_DE
     "Striebitzstr. 28-13",
     "44, rue de Prévost\n04122 Saint Alex",  # fr_FR
@@ -158,6 +159,12 @@ def test_address(raw):
     out, counts = scrub(f"Ship to:\n{raw}\nthanks")
     assert counts == {"address": 1} and out.startswith("Ship to:\n[ADDRESS]")
     assert not any(c.isdigit() for c in out)
+
+
+def test_address_in_prose():
+    text = "the 3rd house on the right. *4023 Bickley Place ... call 451-0304 if you get lost"
+    assert scrub(text) == ("the 3rd house on the right. *[ADDRESS] ... call [PHONE] if you get lost",
+                           {"address": 1, "phone": 1})
 
 
 @pytest.mark.parametrize("text", [
@@ -183,3 +190,23 @@ def test_kinds_subset_and_unknown_kind():
         scrub("x", kinds=["passport"])
     assert scrub("") == ("", {})
     assert set(pii.PLACEHOLDERS) == set(pii.KINDS)
+
+
+# ------------------------------------------------------------------ counts per type reach curate's stats
+def test_curate_counts_per_type():
+    import pyarrow as pa
+
+    from processing import schema as S
+    from processing.config import CurateConfig
+    from processing.curate import process_batch
+
+    long = ("We spent the weekend repainting the kitchen and arguing about the colour for an hour before "
+            "settling on a pale green that reminds us of our grandmother's old house by the sea. ") * 3
+    row = {S.PLATFORM: "blogger", S.USER_ID: "u", S.TS: 0, S.SOURCE_URI: "f", S.AUTHOR: "someone",
+           S.KIND: S.BLOG_POST, S.EVENT_ID: "e0", S.SOURCE_ROW: 0, S.TITLE: "Call 555-123-4567",
+           S.TEXT: long + "Here's my SSN: 460-89-9847 and my IBAN is GB59IFUE40226315499137."}
+    counts: dict[str, int] = {}
+    kept, _ = process_batch(pa.Table.from_pylist([row], schema=S.READ_BATCH_SCHEMA), "blogger", CurateConfig(),
+                            pii_counts=counts)
+    assert counts == {"ssn": 1, "iban": 1, "phone": 1}
+    assert kept[S.PII_COUNT][0].as_py() == 3 and kept[S.TITLE][0].as_py() == "Call [PHONE]"

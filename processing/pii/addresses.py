@@ -43,7 +43,7 @@ _EN_TAIL = (rf"(?:{_NL}(?:{_CAP}[ \t]){{0,3}}{_CAP},?[ \t]+[A-Z]{{2}}[ \t]+\d{{5
 # the common street types in any case ("10 Downing street"), the rest capitalised ("3 Main points")
 _EN_TYPE = (r"(?:(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|terrace"
             rf"|way|parkway|pkwy|highway|hwy|circle|cir|square|sq)|{_EN_SUFFIX})\b")
-_EN = (rf"{_NUM}[ \t]+(?:{_NAME}[ \t]+){{1,3}}{_EN_TYPE}(?:\.(?=[,\n]|\s+[a-z\d]))?"
+_EN = (rf"{_NUM}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:{_NAME}[ \t]+){{1,3}}{_EN_TYPE}(?:\.(?=[,\n]|\s+[a-z\d]))?"
        rf"(?:[ \t]+(?:[NSEW]|NE|NW|SE|SW)\b)?{_UNIT}{_EN_TAIL}")
 # GB "Flat 2\nConor Pines", "Studio 47S, Hughes Crescent": a unit before the street name.
 _GB_UNIT = (rf"(?:Flat|Studio|Apartment)[ \t]+\d{{1,4}}[A-Za-z]?(?:{_NL}|[ \t]+)"
@@ -73,8 +73,8 @@ _DE_END = ("straße", "strasse", "str.", "weg", "gasse", "platz", "allee", "ring
 _HU_TYPES = frozenset("utca u. út útja tér tere körút krt. köz sor sétány fasor rakpart lépcső dűlő liget".split())
 _FR_AFTER = re.compile(r"(?:[ \t]?(?:bis|ter|[A-Z]))?,?[ \t]+(?i:rue|avenue|av\.|boulevard|bd|chemin|impasse|allée"
                        r"|quai|place|route|cours|passage|square)\b")
-_FR_BARE = ("rue ", "boulevard ", "impasse ", "allée ", "chemin ", "quai ", "avenue d")
-_HOUSE_NUM = re.compile(r"[\s(](\d{1,6})")  # a house number candidate: a number after a space or "("
+_HOUSE_NUM = re.compile(r"\d{1,6}")  # house number candidates: not after a letter, digit or _NOT_BEFORE_NUMBER
+_NOT_BEFORE_NUMBER = frozenset("$€£.,/-_+#")
 _ENGLISH_RING = re.compile(r"(?i:(?:sp|st|b|wr|off|herr|ear|key)ring|\w*(?:er|ur|or|ar|ir)ing)$")
 
 
@@ -95,9 +95,9 @@ def _locale_patterns(text: str, start: int, end: int) -> list[re.Pattern]:
     """The locale patterns that can hold the house number text[start:end]: by the street word
     before it (fi, de, hu) or the street type after it (fr)."""
     out = []
-    prev = text[max(0, start - 30):start].split()
-    if prev:
-        w = prev[-1].lower()
+    if start and text[start - 1] in " \t":
+        prev = text[max(0, start - 30):start - 1].rsplit(None, 1)
+        w = prev[-1].lower() if prev else ""
         if w.endswith(_FI_END):
             out.append(_FI_RE)
         if w.endswith(_DE_END):
@@ -109,20 +109,26 @@ def _locale_patterns(text: str, start: int, end: int) -> list[re.Pattern]:
     return out
 
 
-def find_addresses(text: str) -> list[Span]:
-    """Patterns are tried only at house number candidates (and "Flat", "rue" ... when present)."""
+def find_addresses(text: str, digits: bool = True) -> list[Span]:
+    """Patterns are tried only at house number candidates (and "Flat", "rue" ... when present);
+    digits=False (the text has no ASCII digit) leaves only French street names to look for."""
     found = []
+    if ("rue " in text or "boulevard " in text or "chemin " in text or "impasse " in text or "quai " in text
+            or "avenue d" in text or "allée " in text):
+        found += _FR_RE.finditer(text)
+    if not digits:
+        return [Span(m.start(), m.end(), "address") for m in found]
     if "Flat " in text or "Studio " in text or "Apartment " in text:
         found += _GB_UNIT_RE.finditer(text)
-    if any(w in text for w in _FR_BARE):
-        found += _FR_RE.finditer(text)
-    numbers = [(m.start(1), m.end(1)) for m in _HOUSE_NUM.finditer(text)]
-    if text[:1].isdigit():
-        numbers.insert(0, (0, len(text) - len(text.lstrip("0123456789"))))
-    for n, end in numbers:
-        en = _EN_RE.match(text, n)
-        if en:
-            found.append(en)
+    for num in _HOUSE_NUM.finditer(text):
+        n, end = num.span()
+        if n and (text[n - 1].isalnum() or text[n - 1] in _NOT_BEFORE_NUMBER):
+            continue
+        nxt = text[end:end + 3]  # en: "12 Main", "221B Baker"; a capital or digit after the space
+        if nxt[:1] in (" ", "\t") and (nxt[1:2].isupper() or nxt[1:2].isdigit()) or nxt[:1].isalpha():
+            en = _EN_RE.match(text, n)
+            if en:
+                found.append(en)
         for rx in _locale_patterns(text, n, end):
             for m in rx.finditer(text, max(0, n - 80), min(len(text), n + 90)):
                 if m.start() <= n < m.end():

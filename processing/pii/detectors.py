@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import lru_cache
+from itertools import compress
 from typing import NamedTuple
 
 import phonenumbers
@@ -275,24 +276,25 @@ _PLUGINS = (aws.AWSKeyDetector, azure_storage_key.AzureStorageKeyDetector,
             stripe.StripeDetector, telegram_token.TelegramBotTokenDetector, twilio.TwilioKeyDetector)
 _SECRET_RES = tuple(rx for p in _PLUGINS for rx in p.denylist)
 # Every pattern above needs a run of 16+ token characters, a PEM/PuTTY header or "://x:y@".
+_HAS_DIGIT = re.compile(r"[0-9]")
 _TOKEN_TAIL = re.compile(r"[\w/+=-]*(?:\.[\w/+=-]+)*")
 _URL_START = re.compile(r"[A-Za-z][\w+.-]*$")
 _URL_REST = re.compile(r"[^\s\"'<>]*[^\s\"'<>.,;:!?)]")
 _KEY_END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|Private-MAC: \w+")
 
 
-def find_secrets(text: str) -> list[Span]:
+def find_secrets(text: str, digits: bool = True) -> list[Span]:
     """Every match of a detect-secrets denylist pattern (the whole match, without the delimiter
     some patterns include); a private key spans its header to its END line."""
     if "PRIVATE KEY" in text or "PuTTY" in text or ("://" in text and "@" in text):
         wins = [(0, len(text))]
-    else:  # every other pattern needs a run of 16+ token characters, not all letters
+    elif not digits:  # every other pattern needs a token of 16+ characters, nearly always with a digit
+        return []
+    else:
         tokens = text.split()
-        if max(map(len, tokens), default=0) < 16:  # (map runs in C: most texts stop here)
-            return []
         wins, pos = [], 0
-        for tok in tokens:
-            if len(tok) >= 16 and not tok.isalpha():
+        for tok in compress(tokens, map((15).__lt__, map(len, tokens))):  # 16+ characters, filtered in C
+            if _HAS_DIGIT.search(tok):  # keys and tokens are random: a digit is all but certain
                 i = text.find(tok, pos)
                 pos = i + len(tok)
                 wins.append((max(0, i - 60), pos))
