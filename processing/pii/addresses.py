@@ -48,7 +48,20 @@ _EN = (rf"{_NUM}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:{_NAME}[ \t]+){{1,3}}{_EN_TYPE}(?:\
 # GB "Flat 2\nConor Pines", "Studio 47S, Hughes Crescent": a unit before the street name.
 _GB_UNIT = (rf"(?:Flat|Studio|Apartment)[ \t]+\d{{1,4}}[A-Za-z]?(?:{_NL}|[ \t]+)"
             rf"(?:{_CAP}[ \t]+){{1,3}}{_EN_TYPE}{_EN_TAIL}")
-_DE_SUFFIX = r"(?:straße|strasse|str\.|weg|gasse|platz|allee|ring|damm|ufer|chaussee|steig|pfad)"
+# street types of each locale: the end of the street's word (fi, de) or the word itself (hu)
+_FI_END = ("katu", "tie", "kuja", "polku", "bulevardi", "raitti", "väylä", "kaari", "rinne", "aukio", "tori", "ranta",
+           "puistikko", "piha", "kaarre")
+_DE_END = ("straße", "strasse", "str.", "weg", "gasse", "platz", "allee", "ring", "damm", "ufer", "chaussee", "steig",
+           "pfad")
+_HU_TYPES = ("utca", "u.", "út", "útja", "tér", "tere", "körút", "krt.", "köz", "sor", "sétány", "fasor", "rakpart",
+             "lépcső", "dűlő", "liget")
+
+
+def _alternatives(words: tuple[str, ...]) -> str:
+    return "(?:" + "|".join(map(re.escape, words)) + ")"
+
+
+_DE_SUFFIX = _alternatives(_DE_END)
 _HOUSE = r"\d{1,4}(?:[ \t]?[a-z]\b)?(?:[ \t]?[-/][ \t]?\d{1,4}[a-z]?)?"
 _POST_CITY = rf"(?:,[ \t]*|[ \t]*\n[ \t]*)(?:[A-Z]-)?\d{{4,5}}[ \t]+{_CAPH}(?:[ \t]{_CAPH})?"
 _DE = (rf"(?:{_CAPH}[ \t])?(?:[{_UP}][{_LO}]*-)*[{_UP}][{_LO}]*-?(?i:{_DE_SUFFIX})(?:[ \t]|(?<=\.))[ \t]*{_HOUSE}"
@@ -56,21 +69,18 @@ _DE = (rf"(?:{_CAPH}[ \t])?(?:[{_UP}][{_LO}]*-)*[{_UP}][{_LO}]*-?(?i:{_DE_SUFFIX
 _FR = (rf"\d{{1,4}}(?:[ \t]?(?:bis|ter|[A-Z]))?,?[ \t]+(?i:rue|avenue|av\.|boulevard|bd|chemin|impasse|allée|quai"
        rf"|place|route|cours|passage|square)[ \t]+(?:(?:de la|de l'|du|des|de|d'|la|le|les)[ \t]*)?{_CAP}"
        rf"(?:[ \t]{_CAP}){{0,2}}(?:{_POST_CITY})?"
-       rf"|(?<![\w-])(?:(?:rue|boulevard|impasse|allée|chemin|quai)[ \t]+|avenue[ \t]+(?=d[eu' ]))(?:(?:de la|de l'|du|des|de|d')[ \t]*)?"
-       rf"{_CAP}(?:[ \t]{_CAP}){{0,2}}(?:{_POST_CITY})?")
-_FI_SUFFIX = r"(?:katu|tie|kuja|polku|bulevardi|raitti|väylä|kaari|rinne|aukio|tori|ranta|puistikko|piha|kaarre)"
-_FI = (rf"(?:\d{{1,5}}[ \t])?(?:(?:{_CAP}[ \t]){{0,2}}[{_UP}]?[{_LO}]+{_FI_SUFFIX}|(?:{_CAP}[ \t]){{1,2}}{_FI_SUFFIX})[ \t]+\d{{1,4}}[a-z]?"
+       # no house number: only the unmistakably French street types
+       rf"|(?<![\w-])(?:(?:rue|boulevard|impasse|allée|chemin|quai)[ \t]+|avenue[ \t]+(?=d[eu' ]))"
+       rf"(?:(?:de la|de l'|du|des|de|d')[ \t]*)?{_CAP}(?:[ \t]{_CAP}){{0,2}}(?:{_POST_CITY})?")
+_FI_SUFFIX = _alternatives(_FI_END)
+_FI = (rf"(?:\d{{1,5}}[ \t])?(?:(?:{_CAP}[ \t]){{0,2}}[{_UP}]?[{_LO}]+{_FI_SUFFIX}|(?:{_CAP}[ \t]){{1,2}}{_FI_SUFFIX})"
+       rf"[ \t]+\d{{1,4}}[a-z]?"
        rf"(?:[ \t]?[A-Z][ \t]?\d{{1,3}})?(?![\d:%]|[.,]\d){_UNIT}(?:{_POST_CITY})?")
-_HU_TYPE = r"(?:utca|u\.|út|útja|tér|tere|körút|krt\.|köz|sor|sétány|fasor|rakpart|lépcső|dűlő|liget)"
+_HU_TYPE = _alternatives(_HU_TYPES)
 _HU = (rf"{_CAPH}(?:[ \t](?:{_CAPH}|[{_LO}]+)){{0,2}}[ \t]{_HU_TYPE}[ \t]+\d{{1,4}}(?:/[A-Za-z])?\.?"
        rf"(?![\d:%]|[.,]\d)(?:{_POST_CITY})?")
 _EN_RE, _GB_UNIT_RE = re.compile(_EN), re.compile(_GB_UNIT)  # start with a digit / "Flat": `re` skips ahead
 _FI_RE, _DE_RE, _HU_RE, _FR_RE = (re.compile(rf"(?<![\w-])(?:{p})") for p in (_FI, _DE, _HU, _FR))
-_FI_END = ("katu", "tie", "kuja", "polku", "bulevardi", "raitti", "väylä", "kaari", "rinne", "aukio", "tori", "ranta",
-           "puistikko", "piha", "kaarre")
-_DE_END = ("straße", "strasse", "str.", "weg", "gasse", "platz", "allee", "ring", "damm", "ufer", "chaussee", "steig",
-           "pfad")
-_HU_TYPES = frozenset("utca u. út útja tér tere körút krt. köz sor sétány fasor rakpart lépcső dűlő liget".split())
 _FR_AFTER = re.compile(r"(?:[ \t]?(?:bis|ter|[A-Z]))?,?[ \t]+(?i:rue|avenue|av\.|boulevard|bd|chemin|impasse|allée"
                        r"|quai|place|route|cours|passage|square)\b")
 _HOUSE_NUM = re.compile(r"\d{1,6}")  # house number candidates: not after a letter, digit or _NOT_BEFORE_NUMBER
