@@ -101,7 +101,6 @@ QUOTED = (
     ("used my card {x} online", "675936625853", "card"),
     ("I live at {x}, third floor.", "6750 Koskikatu 25 Apt. 864", "address"),
 )
-REGION_PHONE_LOCALES = LOCALES
 
 
 def _tok(rng: random.Random, n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
