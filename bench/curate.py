@@ -64,10 +64,11 @@ def run_ours(raw: str, run_root: str, use_ray: bool, queue) -> None:
 
         ray.init(address="local", num_cpus=cores, include_dashboard=False, object_store_memory=500_000_000,
                  runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     stats = run_curate(cfg, use_ray=use_ray, restart=True)
-    wall = time.perf_counter() - t0
-    queue.put({"wall": wall, "stats": stats, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    queue.put({"wall": wall, "cpu": cpu, "stats": stats,
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
 def child(target, *args) -> dict:
@@ -144,6 +145,10 @@ def main() -> None:
     print(f"\n{'run':<22} {'events':>10} {'wall s':>9} {'events/s':>10} {'ev/s/core':>10} {'peak RSS MB':>12}")
     for name, ev, wall, c, rss in rows:
         print(f"{name:<22} {ev:>10} {wall:>9.1f} {ev / wall:>10.0f} {ev / wall / c:>10.0f} {rss:>12.0f}")
+    clean = one["stats"]["steps"].get("clean_pii", {})
+    print(f"\nours/1-proc CPU time (this process; steady on a shared machine): {one['cpu']:.1f} s, "
+          f"{n / one['cpu']:.0f} events/s; clean + PII step: "
+          f"{clean.get('seconds', 0) / max(1, clean.get('rows', 0)) * 1e6:.0f} µs/event (wall)")
     ours_pc = n / one["wall"]
     peer_pc = peer["events"] / peer["wall"]
     print(f"\nours/1-proc vs peer, events/s per core: {ours_pc / peer_pc:.2f}x")

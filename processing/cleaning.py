@@ -9,7 +9,7 @@ Follows the HumanLLM reference ``utils.clean_data``. :func:`clean_text` runs thr
    and comments (block tags become line breaks), URLs (markdown links keep their text), emoji,
    optional @mentions; whitespace is collapsed again. More than ``max_removed_fraction`` removed
    drops the field.
-3. scrub PII into typed placeholders (see :data:`PLACEHOLDERS`).
+3. scrub PII and secrets into typed placeholders (:mod:`processing.pii`, :data:`PLACEHOLDERS`).
 """
 from __future__ import annotations
 
@@ -17,14 +17,15 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Iterable
 
 import pyarrow as pa
 
-ALL_PII_KINDS: tuple[str, ...] = ("email", "phone", "ip", "address", "card", "handle")
-PLACEHOLDERS = {"email": "[EMAIL]", "phone": "[PHONE]", "ip": "[IP]", "address": "[ADDRESS]",
-                "card": "[CARD]", "handle": "[USER]"}
+from processing import pii
+from processing.pii.detectors import AT_HANDLE, U_HANDLE
+
+ALL_PII_KINDS: tuple[str, ...] = pii.KINDS
+PLACEHOLDERS = pii.PLACEHOLDERS
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class CleaningOptions:
     max_removed_fraction: float = 0.5
     scrub_pii: bool = True
     pii_kinds: tuple[str, ...] = ALL_PII_KINDS
+    region_hint: str | None = None  # ISO country tried first for national phone formats
 
 
 @dataclass(frozen=True)
@@ -74,112 +76,12 @@ _PAIRS = {"(": ")", "<": ">", '"': '"', "'": "'"}
 _E = ("\U0001F000-\U0001FAFF\u2600-\u266C\u2670-\u27BF\u2B05-\u2B07\u2B1B\u2B1C\u2B50\u2B55"
       "\u231A\u231B\u2328\u23CF\u23E9-\u23F3\u23F8-\u23FA\uFE0E\uFE0F\u20E3\U000E0020-\U000E007F")
 _EMOJI = re.compile(f"[{_E}][{_E}]*(?:\u200d[{_E}]+)*")
-_AT_HANDLE = r"@(?<![\w@.]@)(?!\d{1,2}(?::\d\d)?\s?(?:[ap]m)?\b)\w{1,30}\b(?!@)"
-_U_HANDLE = "|".join(rf"{p}(?<![\w/]{p})[A-Za-z0-9_-]{{3,20}}(?![\w-])" for p in ("/u/", "u/"))
-_MENTION = re.compile(f"{_AT_HANDLE}|{_U_HANDLE}")
+_MENTION = re.compile(f"{AT_HANDLE}|{U_HANDLE}")
 
-# ---------------------------------------------------------------- PII regexes
-# local part via lookahead + backreference: matched atomically, no backtracking over long words
-_EMAIL = (r"(?<![\w.%+-])(?=(?P<local>[\w.%+-]+))(?P=local)"
-          r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}\b")
-_H = "[0-9a-fA-F]"
-_IPV4 = r"(?<=\d)\d{0,2}(?:\.\d{1,3}){3}"  # octets <= 255: checked in _valid
-_IPV6 = (rf"(?<![\w:])(?=[\w:]*\d)(?=[\w:]*{_H}{{3}})(?:(?:{_H}{{1,4}}:){{7}}{_H}{{1,4}}"
-         rf"|(?:{_H}{{1,4}}:){{1,7}}:(?:{_H}{{1,4}}(?::{_H}{{1,4}}){{0,6}})?)(?![\w:])")
-# IPv4, cards and phones share one pass that consumes the first character before any lookbehind
-# (a pattern starting with a character class lets `re` skip ahead to [0-9(+]); each alternative
-# then asserts what that first character was.
-_CARD = (r"(?<=[2-6])(?:\d{12,18}"  # 13-19 bare digits, first digit 2-6 (all major networks)
-         r"|\d{3}(?P<cs>[ -])\d{4}(?P=cs)\d{4}(?P=cs)\d{1,4}(?:(?P=cs)\d{1,3})?"  # 4-4-4-4(-3)
-         r"|(?<=3)\d{3}(?P<ca>[ -])\d{6}(?P=ca)\d{4,5})")  # Amex / Diners 4-6-5
-_PHONE = (r"(?<=\+)\d{1,3}(?:[ .-]?\(\d{1,4}\)[ .-]?\d{1,8}|[ .-]\d{1,8}){1,6}"  # +intl, grouped
-          r"|(?<=\+)\d{10,15}"  # +intl, ungrouped
-          r"|(?<=1)[ .-]?\([2-9]\d\d\)[ .-]?\d{3}[ .-]\d{4}"  # 1 (555) 123-4567
-          r"|(?<=\()[2-9]\d\d\)[ .-]?\d{3}[ .-]\d{4}"  # (555) 123-4567
-          r"|(?<=1)[ .-][2-9]\d\d(?P<p1>[ .-])\d{3}(?P=p1)\d{4}"  # 1-800-555-1234
-          r"|(?<=[2-9])\d\d(?P<p2>[ .-])\d{3}(?P=p2)\d{4}"  # 555-123-4567, same separator twice
-          r"|(?:(?<=\()0|(?<=0))\d{1,4}\)?[ .-]\d{3,4}[ .-]?\d{3,4}")  # national 0xx: UK, EU
-_NUM_WRAP = r"[\d(+](?<![\w$€£.,/+-][\d(+])(?:ALTS)(?![\w/]|[.,-]\d)"
-_STOP = ("The|To|For|Of|In|On|At|By|And|Or|An?|My|Your|His|Her|Our|Their|With|From|About|Best|Top"
-         "|Ways|Tips|Things|Reasons|Days|Years|Hours|Minutes|Miles|Times|Steps|Supreme")
-_COUNT_WORDS = frozenset("the all my our your his her their these those top chapter only just "
-                         "first last nearly almost over under than both every another".split())
-_NAME_WORD = rf"(?=[A-Z\d])(?!(?:{_STOP})\b)(?:[A-Z][A-Za-z'-]*|\d{{1,3}}(?:st|nd|rd|th))"
-_SUFFIX = (r"(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl"
-           r"|terrace|way|parkway|pkwy|highway|hwy|circle|cir|square|sq)\b")
-_ADDRESS = (rf"\d(?<![\w$.,-]\d)\d{{0,4}}[A-Za-z]?[ \t]+(?:{_NAME_WORD}[ \t]+){{1,3}}{_SUFFIX}"
-            r"(?:\.(?=,|\s+[a-z]))?(?:[ \t]+(?:[NSEW]|NE|NW|SE|SW)\b)?"
-            r"(?:,?[ \t]+(?:Apt|Suite|Ste|Unit|#)\.?[ \t]*#?[ \t]*[A-Za-z0-9-]+)?"
-            r"(?:,[ \t]*[A-Z][a-z]+(?:[ \t][A-Z][a-z]+)*,?[ \t]+[A-Z]{2}[ \t]+\d{5}(?:-\d{4})?)?")
-_HAS_DIGIT = re.compile(r"\d")
-_NUM_RUN = re.compile(r"\d[\d ().+-]{5,}\d")  # every IPv4, phone and card has such a run
-_DIGITS = re.compile(r"\d+")
-# (cheap gate, {kind: pattern}, wrapper) in priority order; one regex per pass over its kinds
-_PASSES = (
-    (lambda t: "@" in t, {"email": _EMAIL}, "ALTS"),
-    (lambda t: "@" in t or "u/" in t, {"handle": f"{_AT_HANDLE}|{_U_HANDLE}"}, "ALTS"),
-    (lambda t: "::" in t or t.count(":") >= 7, {"ip": _IPV6}, "ALTS"),
-    (_NUM_RUN.search, {"ip": _IPV4, "card": _CARD, "phone": _PHONE}, _NUM_WRAP),
-    (_HAS_DIGIT.search, {"address": _ADDRESS}, "ALTS"),
-)
-
-
-@lru_cache(maxsize=64)
-def _pii_passes(kinds: frozenset[str]) -> tuple[tuple[Callable[[str], object], re.Pattern], ...]:
-    """The passes for a kind set, compiled once per set."""
-    out = []
-    for gate, pats, wrap in _PASSES:
-        alts = [f"(?P<{k}>{p})" for k, p in pats.items() if k in kinds]
-        if alts:
-            out.append((gate, re.compile(wrap.replace("ALTS", "|".join(alts)))))
-    return tuple(out)
-
-
-def _luhn(s: str) -> bool:
-    d = [int(c) for c in s if c.isdigit()]
-    return 13 <= len(d) <= 19 and (sum(d[-1::-2]) + sum(
-        2 * x - 9 if x > 4 else 2 * x for x in d[-2::-2])) % 10 == 0
-
-
-def _valid(kind: str, m: re.Match) -> bool:
-    """Checks a regex cannot express: Luhn, digit counts, octet ranges, context words."""
-    s, text, i, j = m.group(), m.string, m.start(), m.end()
-    if kind == "ip":
-        return ":" in s or all(int(o) < 256 for o in s.split("."))
-    if kind == "address":  # "all 9 Supreme Court justices": a count, not a house number
-        before = text[max(0, i - 12):i].split()
-        return not (before and before[-1].lower() in _COUNT_WORDS)
-    if kind in ("card", "phone"):  # space-grouped with a digit group glued on: a longer number
-        glued = (i > 1 and text[i - 2:i - 1].isdigit() and text[i - 1] == " ") or (
-            text[j:j + 1] == " " and text[j + 1:j + 2].isdigit())
-        if glued and " " in s and s[0] not in "+(":
-            return False
-        if kind == "card":
-            return _luhn(s)
-        groups = _DIGITS.findall(s)  # 9-15 digits; "+250 000 000" is thousands grouping
-        return 9 <= sum(map(len, groups)) <= 15 and not (
-            s[0] == "+" and len(groups) > 2 and all(len(g) == 3 for g in groups[1:]))
-    return True
-
-
-def scrub_pii(text: str, kinds: Iterable[str] = ALL_PII_KINDS) -> tuple[str, dict[str, int]]:
+def scrub_pii(text: str, kinds: Iterable[str] = ALL_PII_KINDS,
+              region_hint: str | None = None) -> tuple[str, dict[str, int]]:
     """Replace PII of the given kinds with typed placeholders; return (text, counts per kind)."""
-    ks = frozenset(kinds)
-    if not ks <= PLACEHOLDERS.keys():
-        raise ValueError(f"unknown PII kinds: {sorted(ks - PLACEHOLDERS.keys())}")
-    counts: dict[str, int] = {}
-
-    def repl(m: re.Match) -> str:
-        kind = m.lastgroup
-        if not _valid(kind, m):
-            return m.group()
-        counts[kind] = counts.get(kind, 0) + 1
-        return PLACEHOLDERS[kind]
-
-    for gate, regex in _pii_passes(ks):
-        if gate(text):
-            text = regex.sub(repl, text)
-    return text, counts
+    return pii.scrub(text, region_hint, kinds)
 
 
 # ---------------------------------------------------------------- cleaning
@@ -255,17 +157,22 @@ def clean_text(text: str | None, opts: CleaningOptions = CleaningOptions()) -> C
         return CleanResult("", frac, True, {})
     counts: dict[str, int] = {}
     if opts.scrub_pii and t:
-        t, counts = scrub_pii(t, opts.pii_kinds)
+        t, counts = scrub_pii(t, opts.pii_kinds, opts.region_hint)
     return CleanResult(t, frac, False, counts)
 
 
 def clean_column(texts: pa.Array | pa.ChunkedArray | list[str | None],
-                 opts: CleaningOptions = CleaningOptions()
+                 opts: CleaningOptions = CleaningOptions(), pii_counts: dict[str, int] | None = None
                  ) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
     """Vectorised over a column: returns (text: string, removed_fraction: float32, dropped: bool,
-    pii_total: int32). Null inputs stay null in ``text`` (0.0 / False / 0 elsewhere)."""
+    pii_total: int32). Null inputs stay null in ``text`` (0.0 / False / 0 elsewhere). Placeholders
+    per kind are added to ``pii_counts`` when given."""
     values = texts.to_pylist() if isinstance(texts, (pa.Array, pa.ChunkedArray)) else texts
     rows = [None if v is None else clean_text(v, opts) for v in values]
+    if pii_counts is not None:
+        for r in rows:
+            for kind, n in (r.pii_counts.items() if r else ()):
+                pii_counts[kind] = pii_counts.get(kind, 0) + n
     return (pa.array([r and r.text for r in rows], pa.string()),
             pa.array([r.removed_fraction if r else 0.0 for r in rows], pa.float32()),
             pa.array([r is not None and r.dropped for r in rows], pa.bool_()),

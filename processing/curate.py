@@ -87,10 +87,12 @@ def cleaning_options(cfg: CurateConfig) -> CleaningOptions:
 
 
 def process_batch(batch: pa.Table, platform: str, cfg: CurateConfig, timer: StepTimer | None = None,
-                  storage: StorageConfig | None = None) -> tuple[pa.Table, list[pa.Table]]:
+                  storage: StorageConfig | None = None, pii_counts: dict[str, int] | None = None
+                  ) -> tuple[pa.Table, list[pa.Table]]:
     """Rules, cleaning + PII, language ID and quality score on one batch of READ_BATCH_SCHEMA rows of one platform.
 
-    Returns (kept rows in EVENT_SCHEMA plus the rule columns, reject tables). No I/O, no Ray.
+    Returns (kept rows in EVENT_SCHEMA plus the rule columns, reject tables); placeholders per PII
+    kind (text and title) are added to ``pii_counts`` when given. No I/O, no Ray.
     """
     timer = timer or StepTimer()
     rejects: list[pa.Table] = []
@@ -99,8 +101,8 @@ def process_batch(batch: pa.Table, platform: str, cfg: CurateConfig, timer: Step
         rejects.append(to_rejects(dropped, "rules"))
     with timer.step("clean_pii", kept.num_rows, pc.sum(pc.utf8_length(pc.fill_null(kept[S.TEXT], ""))).as_py() or 0):
         opts = cleaning_options(cfg)
-        text, removed_frac, dropped_mask, pii = clean_column(kept.column(S.TEXT), opts)
-        title, _, title_dropped, title_pii = clean_column(kept.column(S.TITLE), opts)
+        text, removed_frac, dropped_mask, pii = clean_column(kept.column(S.TEXT), opts, pii_counts)
+        title, _, title_dropped, title_pii = clean_column(kept.column(S.TITLE), opts, pii_counts)
         title = pc.if_else(title_dropped, "", title)
         kept = (kept.set_column(kept.schema.get_field_index(S.TEXT), S.TEXT, text)
                 .set_column(kept.schema.get_field_index(S.TITLE), S.TITLE, pc.if_else(pc.is_null(kept[S.TITLE]), None, title))
@@ -188,7 +190,7 @@ def curate_file(task: dict, cfg: CurateConfig, layout: RunLayout, salt: str) -> 
             if events:
                 with timer.step("read", 0):
                     batch = _records_to_tables(events, S.READ_BATCH_SCHEMA)
-                kept, rejected = process_batch(batch, platform, cfg, timer, storage)
+                kept, rejected = process_batch(batch, platform, cfg, timer, storage, pstats.setdefault("pii", {}))
                 if cfg.dedup.exact or cfg.dedup.near:
                     with timer.step("dedup_signatures", kept.num_rows):
                         dedup_writer.write(dedup_rows(kept, cfg.dedup))

@@ -345,7 +345,7 @@ def test_kind_subset_and_counts():
 
 def test_unknown_kind_rejected():
     with pytest.raises(ValueError):
-        scrub_pii("x", ["ssn"])
+        scrub_pii("x", ["passport"])
 
 
 # ------------------------------------------------------------------ clean_column
