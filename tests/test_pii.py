@@ -196,9 +196,9 @@ def test_kinds_subset_and_unknown_kind():
 def test_curate_counts_per_type():
     import pyarrow as pa
 
-    from processing import schema as S
-    from processing.config import CurateConfig
+    from core import schema as S
     from processing.curate import process_batch
+    from processing.settings import CurateConfig
 
     long = ("We spent the weekend repainting the kitchen and arguing about the colour for an hour before "
             "settling on a pale green that reminds us of our grandmother's old house by the sea. ") * 3
