@@ -195,6 +195,7 @@ OK = "ok"
 IS_NULL = "is_null"
 FIELDS = "fields"  # JSON object of the parsed, typed fields
 ERROR = "error"
+PII_FOUND = "pii_found"  # JSON {kind: count} of identifiers scrubbed from a generated text (null: none)
 SCORES = "scores"  # JSON {dimension: 1..10}
 EXPLANATION = "explanation"
 OVERALL = "overall"
@@ -241,6 +242,7 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field(ERROR, pa.string()),
         pa.field(ENGINE, pa.string()),
         pa.field(MODEL, pa.string()),
+        pa.field(PII_FOUND, pa.string()),
     ]
 )
 

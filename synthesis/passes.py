@@ -21,12 +21,13 @@ import pyarrow.compute as pc
 
 from core import schema as S
 from core.layout import RunLayout
-from core.shards import StageMarkers, run_shards
+from core.shards import StageMarkers, merge_stats, run_shards
 from core.storage import RunRoot
 from llm.engines import answer_row, engine_label, generate, local_engine
 from llm.ids import stable_id
 from llm.render import Renderer, engine_renderer
 from llm.settings import EngineConfig
+from processing.pii import scrub
 from synthesis import requests as R
 from synthesis.judge import verdict
 from synthesis.parsers import parse_output
@@ -99,10 +100,14 @@ def pending_requests(cfg: PipelineConfig, layout: RunLayout, pass_name: str, sha
     return R.to_table(todo, shard, renderer if render else None, syn, engine, made)
 
 
-def parse_batch(batch: pa.Table, engine: str, model: str) -> pa.Table:
-    """Engine answers -> OUTPUT_SCHEMA rows with the parse verdict and typed fields."""
+def parse_batch(batch: pa.Table, engine: str, model: str, scrub_pii: bool = True) -> pa.Table:
+    """Engine answers -> OUTPUT_SCHEMA rows with the parse verdict and typed fields; the generated text
+    is scrubbed of PII and secrets first (so neither the raw answer nor its fields keep them)."""
     rows = []
     for row in map(answer_row, batch.to_pylist()):
+        found: dict[str, int] = {}
+        if scrub_pii and row[S.GENERATED_TEXT]:
+            row[S.GENERATED_TEXT], found = scrub(row[S.GENERATED_TEXT])
         if row[S.ENGINE_ERROR]:
             ok, null, fields, error = False, False, None, f"engine error: {row[S.ENGINE_ERROR][:500]}"
         else:
@@ -110,7 +115,8 @@ def parse_batch(batch: pa.Table, engine: str, model: str) -> pa.Table:
             ok, null, error = parsed.ok, parsed.null, parsed.error
             fields = json.dumps(parsed.fields, ensure_ascii=False, sort_keys=True) if parsed.ok else None
         rows.append({**{k: row[k] for k in S.OUTPUT_SCHEMA.names if k in row}, S.OK: ok, S.IS_NULL: null,
-                     S.FIELDS: fields, S.ERROR: error, S.ENGINE: engine, S.MODEL: model})
+                     S.FIELDS: fields, S.ERROR: error, S.ENGINE: engine, S.MODEL: model,
+                     S.PII_FOUND: json.dumps(found, sort_keys=True) if found else None})
     return pa.Table.from_pylist(rows, schema=S.OUTPUT_SCHEMA)
 
 
@@ -128,11 +134,14 @@ def _round(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: list[
     """Send every pending request of `shards` once; write answers as they arrive."""
     engine = engine_of(cfg, pass_name)
     label = engine_label(engine)
-    stats = {"answers": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    stats: dict = {"answers": 0, "prompt_tokens": 0, "completion_tokens": 0, "pii": {}}
+    scrubbing = {"scrub_pii": cfg.synthesis.scrub_pii}
 
     def account(table: pa.Table) -> None:
         write_outputs(layout, pass_name, table)
         stats["answers"] += table.num_rows
+        for found in table[S.PII_FOUND].drop_null().to_pylist():
+            merge_stats(stats["pii"], json.loads(found))
         stats["prompt_tokens"] += pc.sum(table[S.PROMPT_TOKENS]).as_py() or 0
         stats["completion_tokens"] += pc.sum(table[S.COMPLETION_TOKENS]).as_py() or 0
         log.info("%s: %d answers written (%d tokens generated so far)", pass_name, stats["answers"],
@@ -143,7 +152,7 @@ def _round(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: list[
         for shard in shards:
             reqs = pending_requests(cfg, layout, pass_name, shard, users[shard], render=True)
             for start in range(0, reqs.num_rows, engine.batch_size):
-                account(parse_batch(gen(reqs.slice(start, engine.batch_size)), *label))
+                account(parse_batch(gen(reqs.slice(start, engine.batch_size)), *label, **scrubbing))
         return stats
 
     import ray.data
@@ -155,7 +164,8 @@ def _round(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: list[
     ds = ray.data.from_items([{S.SHARD: s} for s in shards], override_num_blocks=len(shards))
     ds = ds.map_batches(build, batch_size=1, batch_format="pyarrow")
     ds = generate(ds, engine)
-    ds = ds.map_batches(parse_batch, fn_kwargs={"engine": label[0], "model": label[1]}, batch_format="pyarrow")
+    ds = ds.map_batches(parse_batch, fn_kwargs={"engine": label[0], "model": label[1], **scrubbing},
+                        batch_format="pyarrow")
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         if batch.num_rows:
             account(batch.cast(S.OUTPUT_SCHEMA))
@@ -242,7 +252,7 @@ def run_pass(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: lis
     marker = f"synthesize-{pass_name}"
     tasks = [{"shard": s, "pass": pass_name} for s in shards]
     markers = StageMarkers(root, marker)
-    stats: dict = {"rounds": 0, "answers": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0}
+    stats: dict = {"rounds": 0, "answers": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0, "pii": {}}
     if not all(markers.done(s) for s in shards):
         for attempt in range(syn.max_attempts):
             pending = {s: pending_requests(cfg, layout, pass_name, s, users[s], render=False).num_rows for s in shards}
@@ -257,6 +267,7 @@ def run_pass(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: lis
             stats["rounds"] += 1
             for k in ("answers", "prompt_tokens", "completion_tokens"):
                 stats[k] += r[k]
+            merge_stats(stats.setdefault("pii", {}), r["pii"])
     done = run_shards(root, marker, tasks, functools.partial(finalize_shard, cfg, layout), use_ray=False)
     for s in done.values():
         for k, v in s.items():

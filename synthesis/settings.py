@@ -55,6 +55,9 @@ class SynthesisConfig(Model):
     # "tags" (unset: every post, as in the paper) caps the posts tagged per user, the latest first.
     max_posts: dict[str, int] = {"sqa": 20, "sqa_reason": 60, "scenario": 40, "summary": 1_000_000}
     max_users: int | None = None  # cap per platform (smoke runs)
+    # Generated text is scrubbed with curation's PII detectors before it is written (a persona or story
+    # can reintroduce an identifier seen in the history); counts per kind land in synth/stats.json.
+    scrub_pii: bool = True
 
 
 # Per-task caps of PAPER.md 3.5 (upper bounds from the reference code), per platform. Amazon's caps

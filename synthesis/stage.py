@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from core import schema as S
 from core.layout import RunLayout
-from core.shards import StageMarkers, fingerprint
+from core.shards import StageMarkers, fingerprint, merge_stats
 from core.storage import RunRoot
 from synthesis.passes import PASSES, run_pass
 from synthesis.requests import AMAZON_USER_KINDS, POST_KINDS, TAG_KINDS, USER_KINDS
@@ -158,8 +158,12 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     for p in PASSES:
         log.info("synthesis: %s pass over %d shards", p, len(shards))
         stats["passes"][p] = run_pass(cfg, layout, p, shards, users, use_ray=use_ray)
+    stats["pii"] = {}
+    for p in stats["passes"].values():
+        merge_stats(stats["pii"], p.get("pii", {}))
     stats["kinds"] = kind_summary(layout)
     stats["pass_summary"] = pass_summary(stats)
     root.write_json(layout.synth_stats(), stats)
     log.info("synthesis done: %s\n%s", root.uri_of(layout.synth_stats()), summary_table(stats))
+    log.info("identifiers scrubbed from generated text: %s", stats["pii"] or "none")
     return stats

@@ -165,3 +165,25 @@ def test_tags_cap_keeps_each_users_latest_posts():
     reqs = R.tag_requests(events, syn, Renderer(None))
     assert {(r.user_id, r.subject_id) for r in reqs} == {
         ("u_alice", "reddit:u_alice:5"), ("u_alice", "reddit:u_alice:6"), ("u_bob", "reddit:u_bob:2"), ("u_bob", "reddit:u_bob:3")}
+
+
+def test_generated_text_is_scrubbed_of_pii_before_it_is_written(tmp_path):
+    """A persona that repeats an identifier from the history keeps a typed placeholder instead, in the
+    raw answer and in the parsed fields, and the stage counts what it removed."""
+    write_run_root(str(tmp_path / "run"))
+    cfg = table_config(str(tmp_path / "run"), str(tmp_path / "answers.json"))
+    table = json.loads((tmp_path / "answers.json").read_text())
+    table["persona_amazon"] = ("The user is a practical shopper (write to jane.doe@example.com or call "
+                               "+44 20 7946 0958) who cares about sturdy kitchen goods.")
+    (tmp_path / "answers.json").write_text(json.dumps(table))
+    stats = run_synthesis(cfg, use_ray=False)
+    root = RunRoot(cfg.run_root)
+    ann = root.read_parquet("annotations/user", schema=S.ANNOTATION_SCHEMA)
+    persona = ann.filter(pc.equal(ann[S.ANNOTATION_KIND], "persona_amazon")).to_pylist()[0]
+    assert "[EMAIL]" in persona[S.FIELDS] and "[PHONE]" in persona[S.FIELDS]
+    assert "[EMAIL]" in persona[S.GENERATED_TEXT] and "[PHONE]" in persona[S.GENERATED_TEXT]
+    raw = root.read_parquet(RunLayout.synth_outputs("user"), schema=S.OUTPUT_SCHEMA)
+    assert not any("jane.doe" in t or "7946" in t for t in raw[S.GENERATED_TEXT].to_pylist() if t)
+    found = raw.filter(pc.equal(raw[S.ANNOTATION_KIND], "persona_amazon"))[S.PII_FOUND].to_pylist()
+    assert [json.loads(f) for f in found] == [{"email": 1, "phone": 1}]
+    assert stats["passes"]["user"]["pii"] == {"email": 1, "phone": 1}
