@@ -163,8 +163,12 @@ def _parents(root: RunRoot, platform: str, kept: pa.Table) -> pa.Table:
         first = [i == 0 or a != b for i, (a, b) in enumerate(zip(items[S.ITEM_ID].to_pylist(),
                                                                 [None] + items[S.ITEM_ID].to_pylist()[:-1]))]
         items = items.filter(pa.array(first, pa.bool_()))
-        return pa.table({S.NATIVE_ID: items[S.ITEM_ID], S.TITLE: items[S.TITLE],
-                         S.TEXT: pa.nulls(items.num_rows, pa.string()), S.META: items[S.META]}, schema=PARENT_SCHEMA)
+        titles = [_scrub_value(x) for x in items[S.TITLE].to_pylist()]
+        metas = [json.dumps(_scrub_value(json.loads(m)), sort_keys=True, ensure_ascii=False) if m else m
+                 for m in items[S.META].to_pylist()]
+        return pa.table({S.NATIVE_ID: items[S.ITEM_ID], S.TITLE: pa.array(titles, pa.string()),
+                         S.TEXT: pa.nulls(items.num_rows, pa.string()), S.META: pa.array(metas, pa.string())},
+                        schema=PARENT_SCHEMA)
     return PARENT_SCHEMA.empty_table()
 
 
@@ -211,6 +215,20 @@ def build_users(events: pa.Table, profiles: pa.Table, platform: str) -> pa.Table
         S.SPAN_DAYS: span, S.META: [meta.get(u) for u in users],
     }, schema=S.USER_SCHEMA)
     return table.sort_by([(S.USER_ID, "ascending")])
+
+
+def _scrub_value(value):
+    """Item metadata as sellers wrote it (titles, descriptions, features) with PII and secrets scrubbed,
+    strings at any depth of lists and objects."""
+    from processing.cleaning import scrub_pii
+
+    if isinstance(value, str):
+        return scrub_pii(value)[0]
+    if isinstance(value, list):
+        return [_scrub_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub_value(v) for k, v in value.items()}
+    return value
 
 
 def _scrub_profiles(profiles: pa.Table) -> pa.Table:

@@ -94,3 +94,24 @@ def test_build_users():
     u = users.to_pylist()[0]
     assert u[S.N_EVENTS] == 2 and u[S.SPAN_DAYS] == 2.0 and json.loads(u[S.N_BY_KIND]) == {"comment": 1, "submission": 1}
     assert u[S.META] == '{"age": 30}' and users.to_pylist()[1][S.META] is None
+
+
+def test_amazon_item_metadata_is_scrubbed_before_it_becomes_context(tmp_path):
+    """A seller's phone number or email in an item's title or description never reaches events/."""
+    from core.layout import RunLayout
+    from processing.curate import ITEMS
+    from processing.timelines import _parents
+
+    layout = RunLayout(str(tmp_path))
+    meta = {"description": ["Call our shop at +44 20 7946 0958 for spares", "Model KX-200, 1.7 l"],
+            "details": {"contact": "orders@kettle-shop.example"}}
+    items = pa.Table.from_pylist([{S.ITEM_ID: "B01", S.PLATFORM: S.AMAZON, S.TITLE: "Kettle KX-200 (mail seller@shop.example)",
+                                   S.META: json.dumps(meta), S.SOURCE_URI: "meta.jsonl", S.SOURCE_ROW: 0}],
+                                 schema=S.ITEM_SCHEMA)
+    layout.root.write_parquet(f"{ITEMS}/{S.AMAZON}/x.parquet", items)
+    kept = pa.table({S.PARENT_ID: ["B01"]})
+    parent = _parents(layout.root, S.AMAZON, kept).to_pylist()[0]
+    assert parent[S.TITLE] == "Kettle KX-200 (mail [EMAIL])"
+    got = json.loads(parent[S.META])
+    assert got["description"] == ["Call our shop at [PHONE] for spares", "Model KX-200, 1.7 l"]
+    assert got["details"]["contact"] == "[EMAIL]"
