@@ -1,20 +1,22 @@
-"""Shared edge code of the entry points: logging, config loading and Ray start-up."""
+"""Shared edge code of the entry points: the console, config loading, Ray start-up and shutdown."""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import sys
+import re
 from typing import Callable
 
-from processing.config import PipelineConfig, load_config
+from core import console
+from processing.config import ConfigError, PipelineConfig, load_config
 
 log = logging.getLogger("humanllm")
+_started_ray = False  # this process started (or joined) Ray, so it shuts it down before its streams go back
 
 
 def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    """Terminal logging before a run root is known (see core.console)."""
+    console.setup_console()
 
 
 def parse_overrides(pairs: list[str] | None) -> dict:
@@ -34,13 +36,32 @@ def load(path: str, overrides: list[str] | None = None) -> PipelineConfig:
     return load_config(path, parse_overrides(overrides))
 
 
-def init_ray(cfg: PipelineConfig) -> None:
-    """Start an embedded local cluster (address: local) or join one (auto / ray://...); no-op if connected."""
+def run_log_dir(cfg: PipelineConfig) -> str:
+    """The run's log folder: <run_root>/logs, or a local folder named after a remote run root."""
+    if "://" not in cfg.run_root:
+        return os.path.join(cfg.run_root, "logs")
+    return os.path.join("logs", re.sub(r"[^A-Za-z0-9._-]+", "_", cfg.run_root))
+
+
+def start_run(cfg: PipelineConfig, verbose: bool, use_ray: bool = True) -> None:
+    """Send this run's library logs to its log folder, then start Ray (unless `use_ray` is off)."""
+    console.setup_console(run_log_dir(cfg), verbose)
+    if use_ray:
+        init_ray(cfg, verbose)
+
+
+def init_ray(cfg: PipelineConfig, verbose: bool = False) -> None:
+    """Start an embedded local cluster (address: local) or join one (auto / ray://...); no-op if connected.
+
+    Worker output is streamed to the driver, whose stdout and stderr are the run's log file unless
+    `verbose` (core.console); Ray Data's progress tables give way to the console's bars.
+    """
+    global _started_ray
     import ray
 
     if ray.is_initialized():
         return
-    logging_config = ray.LoggingConfig(encoding="TEXT", log_level="INFO")
+    logging_config = ray.LoggingConfig(encoding="TEXT", log_level="INFO")  # the workers' root logger
     if cfg.ray.address == "local":
         # Workers of an embedded cluster import the project from this checkout.
         ray.init(address="local", num_cpus=cfg.ray.num_cpus, include_dashboard=False,
@@ -48,25 +69,94 @@ def init_ray(cfg: PipelineConfig) -> None:
                  runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
     else:  # under `ray job submit --working-dir .` the job's runtime env already ships the code
         ray.init(address=cfg.ray.address, logging_config=logging_config)
-    # Ray's logging config adds its own handler to the driver's root logger: keep only that one.
-    root = logging.getLogger()
-    if len(root.handlers) > 1:
-        root.removeHandler(root.handlers[0])
-    log.info("Ray: %s", ray.cluster_resources())
+    _started_ray = True
+    console.reclaim_root()  # Ray's logging config added its own handler to the driver's root logger
+    if not verbose:
+        console.quiet_ray_data()
+    log.info("Ray: %d CPUs, %d GPUs", ray.cluster_resources().get("CPU", 0), ray.cluster_resources().get("GPU", 0))
+
+
+def shutdown_ray() -> None:
+    """Stop the Ray this process started, while its output still goes to the log file."""
+    global _started_ray
+    if _started_ray:
+        import ray
+
+        ray.shutdown()
+        _started_ray = False
+
+
+# Per stage function: its name in the summary, and (rows in, rows out, output) from its stats.
+def _sum(values) -> int:
+    return int(sum(values))
+
+
+def _curate_rows(cfg: PipelineConfig, s: dict) -> tuple:
+    platforms = s.get("platforms", {}).values()
+    return _sum(p.get("read", 0) for p in platforms), _sum(p.get("kept", 0) for p in platforms), "events/ users/"
+
+
+def _synthesis_rows(cfg: PipelineConfig, s: dict) -> tuple:
+    kinds = s.get("kinds", {}).values()
+    return _sum(k["requests"] for k in kinds), _sum(k.get("accepted", 0) for k in kinds), "annotations/ judgements/"
+
+
+def _sft_rows(cfg: PipelineConfig, s: dict) -> tuple:
+    splits = s.get("splits", {})
+    out = _sum(v.get("examples", 0) for v in splits.values() if isinstance(v, dict))
+    return None, out or None, "sft/"
+
+
+def _evaluate_rows(cfg: PipelineConfig, s: dict) -> tuple:
+    items = _sum(s.get("benchmarks", {}).values()) + s.get("in_domain_examples", 0)
+    return items, None, "eval/report.html"
+
+
+STAGES: dict[str, tuple[str, Callable[[PipelineConfig, dict], tuple]]] = {
+    "run_curate": ("curate", _curate_rows),
+    "run_synthesis": ("synthesize", _synthesis_rows),
+    "run_build_sft": ("build-sft", _sft_rows),
+    "run_evaluate": ("evaluate", _evaluate_rows),
+    "run_person_ablation": ("ablate-person", lambda cfg, s: (None, None, "eval/ablation/")),
+}
 
 
 def run_stage(args: argparse.Namespace, stage: Callable[..., dict]) -> dict:
-    """Load the config (with --set overrides), start Ray unless --no-ray, run `stage(cfg, use_ray, restart)`."""
+    """Load the config (with --set overrides), start Ray unless --no-ray, run `stage(cfg, use_ray, restart)`
+    between a start and an end line, and add its row to the summary table."""
     cfg = load(args.config, args.set)
-    if not args.no_ray:
-        init_ray(cfg)
-    return stage(cfg, use_ray=not args.no_ray, restart=args.restart)
+    start_run(cfg, args.verbose, use_ray=not args.no_ray)
+    name, rows = STAGES.get(stage.__name__, (stage.__name__, lambda cfg, s: (None, None, "")))
+    with console.stage(name) as record:
+        stats = stage(cfg, use_ray=not args.no_ray, restart=args.restart)
+        record.rows_in, record.rows_out, output = rows(cfg, stats)
+        record.output = " ".join(os.path.join(cfg.run_root, o) for o in output.split())
+    return stats
+
+
+def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command with the console: errors shown on the terminal (a config or input error as one
+    line, anything else with its traceback), Ray stopped, the summary table of the stages run."""
+    console.setup_console(verbose=getattr(args, "verbose", False))
+    try:
+        return run(args)
+    except (ConfigError, FileNotFoundError) as exc:
+        log.error("humanllm: error: %s", exc)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - shown with its traceback, and the exit status says so
+        console.show_exception(exc)
+        return 1
+    finally:
+        shutdown_ray()
+        done = console.stages()
+        if done:
+            log.info("summary:\n%s", console.summary_table(done, console.log_dir()))
+        console.close_console()
 
 
 def entry_point(doc: str | None, add_arguments: Callable[[argparse.ArgumentParser], None],
                 run: Callable[[argparse.Namespace], int], argv: list[str] | None) -> int:
-    """The `main` of a ray_jobs script: parse arguments, set up logging, run."""
+    """The `main` of a ray_jobs script: parse arguments, run with the console."""
     p = argparse.ArgumentParser(description=doc)
     add_arguments(p)
-    setup_logging()
-    return run(p.parse_args(argv))
+    return run_main(run, p.parse_args(argv))

@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. run_root=s3://b/run")
     p.add_argument("--restart", action="store_true", help="discard this stage's outputs and markers first")
     p.add_argument("--no-ray", action="store_true", help="run every shard in this process (debugging)")
+    p.add_argument("--verbose", action="store_true", help="Ray, Ray Data, vLLM and DeepSpeed logs on the terminal "
+                   "too (by default they go to <run_root>/logs/driver.log)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from collections import defaultdict
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core.console import progress
 from processing import schema as S
 from processing.config import EngineConfig, PipelineConfig
 from processing.stage import StageMarkers, run_shards
@@ -123,8 +124,8 @@ def local_engine(engine: EngineConfig):
 
 
 def _round(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict[str, list[str] | None],
-           use_ray: bool) -> dict:
-    """Send every pending request of `shards` once; write answers as they arrive."""
+           use_ray: bool, bar) -> dict:
+    """Send every pending request of `shards` once; write answers as they arrive (and move `bar`)."""
     root, engine = RunRoot(cfg.run_root, cfg.storage), engine_of(cfg, pass_name)
     label = engine_label(engine)
     stats = {"answers": 0, "prompt_tokens": 0, "completion_tokens": 0}
@@ -134,8 +135,7 @@ def _round(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict[s
         stats["answers"] += table.num_rows
         stats["prompt_tokens"] += pc.sum(table[S.PROMPT_TOKENS]).as_py() or 0
         stats["completion_tokens"] += pc.sum(table[S.COMPLETION_TOKENS]).as_py() or 0
-        log.info("%s: %d answers written (%d tokens generated so far)", pass_name, stats["answers"],
-                 stats["completion_tokens"])
+        bar.update(table.num_rows)
 
     if not use_ray:
         gen = local_engine(engine)
@@ -253,7 +253,8 @@ def run_pass(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict
             log.info("%s pass, round %d: %d pending requests in %d shards", pass_name, attempt + 1,
                      sum(pending.values()), len(todo))
             t0 = time.perf_counter()
-            r = _round(cfg, pass_name, todo, users, use_ray)
+            with progress(sum(pending.values()), f"{pass_name} pass, round {attempt + 1}", unit="requests") as bar:
+                r = _round(cfg, pass_name, todo, users, use_ray, bar)
             stats["seconds"] += time.perf_counter() - t0
             stats["rounds"] += 1
             for k in ("answers", "prompt_tokens", "completion_tokens"):
