@@ -21,7 +21,7 @@ from processing.stage import MARKERS, StageMarkers, fingerprint, merge_stats, ru
 from processing.storage import RunRoot
 from synthesis.stage import list_shards
 from synthesis.tasks.build import build_examples, cap_and_split, cap_thresholds, item_names
-from synthesis.tasks.card import dataset_card, split_summary
+from synthesis.tasks.card import dataset_card, split_sizes, split_summary
 from synthesis.tasks.export import write_exports
 from synthesis.tasks.leakage import NgramIndex
 from synthesis.tasks.splits import test_users
@@ -136,5 +136,6 @@ def run_build_sft(cfg: PipelineConfig, use_ray: bool = True, restart: bool = Fal
     stats["config"] = cfg.sft.model_dump(mode="json")
     root.write_json("sft/stats.json", stats)
     root.write_bytes("sft/README.md", dataset_card(stats).encode())
-    log.info("SFT dataset: %s\n%s", root.uri_of("sft"), dataset_card(stats))
+    log.info("SFT dataset: %s (card: %s)\n%s", root.uri_of("sft"), root.uri_of("sft/README.md"),
+             "\n".join(split_sizes(stats)))
     return stats
