@@ -290,8 +290,12 @@ class _LogBar:
 
 class _TqdmBar:
     def __init__(self, total: int | None, desc: str, unit: str):
-        self.bar = _state.tqdm(total=total, desc=desc, unit=f" {unit}", file=terminal(), leave=True,
-                               dynamic_ncols=True, smoothing=0.1)
+        try:
+            width = os.get_terminal_size(terminal().fileno()).columns
+        except OSError:
+            width = 0
+        self.bar = _state.tqdm(total=total, desc=desc, unit=unit, file=terminal(), leave=True,
+                               ncols=min(width, 120) or 100, smoothing=0.1)
 
     @property
     def n(self) -> int:
