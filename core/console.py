@@ -19,7 +19,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator, Protocol
 
 log = logging.getLogger("humanllm")
 
@@ -261,6 +261,14 @@ def summary_table(rows: list[StageRecord], log_dir: str | None = None) -> str:
     return "\n".join(lines)
 
 
+class Bar(Protocol):
+    """What a step holds while it runs: `update(n)` as work completes; `n` done so far."""
+
+    n: int
+
+    def update(self, n: int = 1) -> None: ...
+
+
 class _LogBar:
     """A progress bar as log lines: at most one every `interval` seconds, and one at the end."""
 
@@ -309,7 +317,7 @@ class _TqdmBar:
 
 
 @contextmanager
-def progress(total: int | None, desc: str, unit: str = "rows") -> Iterator[_LogBar | _TqdmBar]:
+def progress(total: int | None, desc: str, unit: str = "rows") -> Iterator[Bar]:
     """A progress bar for a long step: done of total, rate and ETA (tqdm on a terminal, log lines
     elsewhere). In verbose mode, or with nothing to do, it is a plain counter that logs its end."""
     if _state.tqdm is not None and not _state.verbose:
@@ -325,7 +333,7 @@ def progress(total: int | None, desc: str, unit: str = "rows") -> Iterator[_LogB
 
 
 @contextmanager
-def poll_progress(bar: _LogBar | _TqdmBar, count, interval: float = 2.0) -> Iterator[None]:
+def poll_progress(bar: Bar, count: Callable[[], int], interval: float = 2.0) -> Iterator[None]:
     """Move `bar` to `count()` every `interval` seconds while the block runs (for work that runs
     elsewhere and leaves a countable trace, like the steps a training worker appends to a file)."""
     stop = threading.Event()

@@ -17,7 +17,7 @@ from collections import defaultdict
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.console import progress
+from core.console import Bar, progress
 from processing import schema as S
 from processing.config import EngineConfig, PipelineConfig
 from processing.stage import StageMarkers, run_shards
@@ -124,7 +124,7 @@ def local_engine(engine: EngineConfig):
 
 
 def _round(cfg: PipelineConfig, pass_name: str, shards: list[str], users: dict[str, list[str] | None],
-           use_ray: bool, bar) -> dict:
+           use_ray: bool, bar: Bar) -> dict:
     """Send every pending request of `shards` once; write answers as they arrive (and move `bar`)."""
     root, engine = RunRoot(cfg.run_root, cfg.storage), engine_of(cfg, pass_name)
     label = engine_label(engine)
