@@ -290,7 +290,9 @@ class _LogBar:
         pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         eta = (f", ETA {fmt_seconds((self.total - self.n) / rate)}" if self.total and rate and self.n < self.total
                else "")
-        return f"{self.desc}: {done} {self.unit}{pct}, {rate:.2f} {self.unit}/s, {fmt_seconds(secs)}{eta}"
+        speed = (f"{rate:.2f} {self.unit}/s" if rate >= 0.5 or not rate
+                 else f"{fmt_seconds(1 / rate)}/{self.unit.removesuffix('s')}")
+        return f"{self.desc}: {done} {self.unit}{pct}, {speed}, {fmt_seconds(secs)}{eta}"
 
     def close(self) -> None:
         log.info("%s", self.line(), extra={"progress": True})

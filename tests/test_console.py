@@ -98,4 +98,6 @@ def test_summary_table_and_progress_lines():
     bar = console._LogBar(200, "tags pass, round 1", "requests", interval=3600)
     bar.update(50)
     line = bar.line()
-    assert line.startswith("tags pass, round 1: 50/200 requests (25%), ") and "ETA" in line
+    assert line.startswith("tags pass, round 1: 50/200 requests (25%), ") and "requests/s" in line and "ETA" in line
+    bar.t0 -= 3600  # an hour for 50 requests: the speed reads as time per request
+    assert ", 1m12s/request, 1h00m, ETA 3h00m" in bar.line()
