@@ -17,6 +17,7 @@ storage, the model folder, the evaluation and ablation folders), which are URIs.
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -62,9 +63,12 @@ class RunLayout:
         """_markers/<stage>/ or one shard's marker (JSON) in it."""
         return f"{cls.MARKERS}/{stage}" if shard is None else f"{cls.MARKERS}/{stage}/{shard}.json"
 
-    def logs_dir(self) -> str:
-        """Local folder for the engine and Ray logs of a run (a local run root keeps them beside it)."""
-        return self.root.path(self.LOGS)
+    def local_logs_dir(self) -> str:
+        """Local folder for the driver's library, Ray, engine and DeepSpeed logs: <run_root>/logs, or for
+        a remote run root a folder named after it under ./logs."""
+        if "://" not in self.run_root:
+            return self.root.path(self.LOGS)
+        return posixpath.join(self.LOGS, re.sub(r"[^A-Za-z0-9._-]+", "_", self.run_root))
 
     # ---- curate -------------------------------------------------------------------------------
     EVENTS = "events"

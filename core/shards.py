@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 
+from core.console import progress
 from core.layout import RunLayout
 from core.storage import RunRoot
 
@@ -111,7 +112,7 @@ class PeakRSS:
 
 
 def _ray_map(tasks: list[dict], fn: Callable[[dict], dict], concurrency: int | None,
-             ray_remote_args: dict | None) -> list[dict]:
+             ray_remote_args: dict | None, on_done: Callable[[], None]) -> list[dict]:
     import ray.data
 
     def run_batch(batch: pa.Table) -> pa.Table:
@@ -121,7 +122,11 @@ def _ray_map(tasks: list[dict], fn: Callable[[dict], dict], concurrency: int | N
     ds = ray.data.from_items([{"task": json.dumps(t)} for t in tasks], override_num_blocks=len(tasks))
     ds = ds.map_batches(run_batch, batch_size=1, batch_format="pyarrow", concurrency=concurrency,
                         **(ray_remote_args or {}))
-    return [json.loads(r["stats"]) for r in ds.take_all()]
+    out = []
+    for row in ds.iter_rows():
+        out.append(json.loads(row["stats"]))
+        on_done()
+    return out
 
 
 def run_shards(root: RunRoot, name: str, tasks: Iterable[dict], fn: Callable[[dict], dict], *,
@@ -148,15 +153,14 @@ def run_shards(root: RunRoot, name: str, tasks: Iterable[dict], fn: Callable[[di
         return stats
 
     if pending:
-        log.info("%s: running %d shards%s", name, len(pending), " on Ray Data" if use_ray else "")
-        if use_ray and len(pending) > 1:
-            _ray_map(pending, run_and_mark, concurrency, ray_remote_args)
-        else:
-            every = max(1, len(pending) // 10)
-            for i, task in enumerate(pending, 1):
-                run_and_mark(task)
-                if i % every == 0 or i == len(pending):
-                    log.info("%s: %d/%d shards done (last: %s)", name, i, len(pending), task["shard"])
+        with progress(len(pending), f"{name}{' (Ray Data)' if use_ray and len(pending) > 1 else ''}",
+                      unit="shards") as bar:
+            if use_ray and len(pending) > 1:
+                _ray_map(pending, run_and_mark, concurrency, ray_remote_args, bar.update)
+            else:
+                for task in pending:
+                    run_and_mark(task)
+                    bar.update()
     return {t["shard"]: markers.stats(t["shard"]) for t in tasks}
 
 

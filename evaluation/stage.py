@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from core import schema as S
+from core.console import progress
 from core.layout import RunLayout
 from core.shards import fingerprint
 from core.storage import RunRoot
@@ -118,7 +119,11 @@ def run_engine(requests: list[dict], engine: EngineConfig, use_ray: bool) -> dic
         import ray.data
 
         ds = ray.data.from_arrow(table).repartition(max(1, len(requests) // max(engine.batch_size, 1)))
-        rows = [answer_row(r) for b in generate(ds, engine).iter_batches(batch_format="pyarrow") for r in b.to_pylist()]
+        rows = []
+        with progress(len(requests), f"evaluate: {requests[0][S.ANNOTATION_KIND]} requests", unit="requests") as bar:
+            for b in generate(ds, engine).iter_batches(batch_format="pyarrow"):
+                rows += [answer_row(r) for r in b.to_pylist()]
+                bar.update(b.num_rows)
     else:
         rows = local_engine(engine)(table).to_pylist()
     answers = {r[S.REQUEST_ID]: r for r in rows}
@@ -177,7 +182,12 @@ def loglik_step(cfg: PipelineConfig, name: str, engine: EngineConfig, items: lis
     out = ds.map_batches(M.LoglikScorer, fn_constructor_kwargs=kwargs, batch_size=ev.loglik_batch_size,
                          batch_format="pyarrow", compute=ActorPoolStrategy(size=ev.loglik_concurrency),
                          num_cpus=ev.loglik_cpus, num_gpus=1 if engine.use_gpu else 0)
-    return pa.concat_tables(list(out.iter_batches(batch_format="pyarrow"))).cast(M.MCQ_RESULT_SCHEMA).sort_by(S.ITEM_ID)
+    batches = []
+    with progress(len(items), f"evaluate: {name} log-likelihood", unit="items") as bar:
+        for b in out.iter_batches(batch_format="pyarrow"):
+            batches.append(b)
+            bar.update(b.num_rows)
+    return pa.concat_tables(batches).cast(M.MCQ_RESULT_SCHEMA).sort_by(S.ITEM_ID)
 
 
 def judge_step(cfg: PipelineConfig, layout: RunLayout, examples: list[dict], outputs: dict[str, dict[str, str]],

@@ -5,7 +5,6 @@ import argparse
 import logging
 import sys
 
-from core.config import ConfigError
 from ray_jobs import (
     ablate_person,
     build_sft,
@@ -15,7 +14,7 @@ from ray_jobs import (
     train,
     train_quality,
 )
-from ray_jobs.common import add_arguments, setup_logging
+from ray_jobs.common import add_arguments, run_main
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -84,12 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging()
-    try:
-        return args.func(args)
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"humanllm: error: {exc}", file=sys.stderr)
-        return 2
+    return run_main(args.func, args)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,50 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
+from core import console
+from core.layout import RunLayout
 from ray_jobs.common import add_arguments, entry_point, run_stage
+from ray_jobs.config import PipelineConfig
 
 log = logging.getLogger("humanllm")
 
 
-def run(args: argparse.Namespace) -> int:
-    from train.launcher import run as stage
+def _steps(path: str) -> list[dict]:
+    """The optimizer steps logged so far in a local metrics.jsonl (the step-0 baseline has no `loss`)."""
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path) as f:
+        for line in f:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:  # a line the worker is still writing
+                continue
+    return [r for r in rows if "loss" in r]
 
-    metrics = run_stage(args, stage)
-    log.info("training done: %s", json.dumps(metrics, default=str))
+
+def train_with_progress(cfg: PipelineConfig, layout: RunLayout, *, use_ray: bool = True, restart: bool = False) -> dict:
+    """The training stage with a progress bar of optimizer steps and the training curve on the console."""
+    from train.launcher import run as train_stage
+
+    curve = layout.train_metrics()
+    before = 0 if restart else len(_steps(curve))  # a resumed run appends to the same file
+    with console.progress(cfg.train.max_steps, "train", unit="steps") as bar, \
+            console.poll_progress(bar, lambda: len(_steps(curve)) - before):
+        metrics = train_stage(cfg, layout, use_ray=use_ray, restart=restart)
+    rows = _steps(curve)
+    if rows:
+        log.info("training curve (%s):\n%s", curve, console.format_table(
+            rows, ["step", "loss", "eval_loss", "lr", "tokens_per_s", "step_seconds"]))
+    log.debug("training done: %s", json.dumps(metrics, default=str))
+    return metrics
+
+
+def run(args: argparse.Namespace) -> int:
+    run_stage(args, train_with_progress)
     return 0
 
 

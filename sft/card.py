@@ -43,6 +43,17 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
 
 
+def split_sizes(stats: dict) -> list[str]:
+    """The card's table of split sizes, users and tokens (also the console's summary of the card)."""
+    sp, rows = stats["splits"], []
+    for split in (S.TRAIN, S.TEST):
+        tok, tgt = sp[split]["tokens"], sp[split]["target_tokens"]
+        users = ", ".join(f"{p} {n}" for p, n in sp[split]["users"].items()) or "-"
+        rows.append([split, sp[split]["examples"], users, tok.get("total", 0), tok.get("mean", "-"), tok.get("p50", "-"),
+                     tok.get("p95", "-"), tok.get("max", "-"), tgt.get("mean", "-")])
+    return _table(["split", "examples", "users", "tokens", "mean", "p50", "p95", "max", "target mean"], rows)
+
+
 def dataset_card(stats: dict) -> str:
     """The card as Markdown (sft/README.md)."""
     sp = stats["splits"]
@@ -60,14 +71,7 @@ def dataset_card(stats: dict) -> str:
         cap = {**PAPER_CAPS.get(platform, {}), **cfg["caps"].get(platform, {})}.get(task, "-")
         rows.append([platform, task, tr, te, stats.get("built", {}).get(platform, {}).get(task, 0), cap])
     lines += _table(["platform", "task", "train", "test", "built", "cap"], rows)
-    lines += ["", "## Split sizes and tokens", ""]
-    rows = []
-    for split in (S.TRAIN, S.TEST):
-        tok, tgt = sp[split]["tokens"], sp[split]["target_tokens"]
-        users = ", ".join(f"{p} {n}" for p, n in sp[split]["users"].items()) or "-"
-        rows.append([split, sp[split]["examples"], users, tok.get("total", 0), tok.get("mean", "-"), tok.get("p50", "-"),
-                     tok.get("p95", "-"), tok.get("max", "-"), tgt.get("mean", "-")])
-    lines += _table(["split", "examples", "users", "tokens", "mean", "p50", "p95", "max", "target mean"], rows)
+    lines += ["", "## Split sizes and tokens", "", *split_sizes(stats)]
     lines += ["", "## Removed", ""]
     rows = [[p, reason, n] for p, reasons in sorted(stats.get("rejected", {}).items()) for reason, n in sorted(reasons.items())]
     rows += [[p, "over the task cap", n] for p, n in sorted(stats.get("capped", {}).items()) if n]

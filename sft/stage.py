@@ -22,7 +22,7 @@ from core.shards import StageMarkers, fingerprint, merge_stats, run_shards
 from core.storage import RunRoot
 from llm.models import load_tokenizer
 from sft.build import build_examples, cap_and_split, cap_thresholds, item_names
-from sft.card import dataset_card, split_summary
+from sft.card import dataset_card, split_sizes, split_summary
 from sft.export import write_exports
 from sft.leakage import NgramIndex
 from sft.splits import test_users
@@ -142,5 +142,6 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     stats["config"] = cfg.sft.model_dump(mode="json")
     root.write_json(layout.sft_stats(), stats)
     root.write_bytes(layout.sft_card(), dataset_card(stats).encode())
-    log.info("SFT dataset: %s\n%s", root.uri_of(layout.SFT), dataset_card(stats))
+    log.info("SFT dataset: %s (card: %s)\n%s", root.uri_of(layout.SFT), root.uri_of(layout.sft_card()),
+             "\n".join(split_sizes(stats)))
     return stats

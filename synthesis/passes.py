@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core import schema as S
+from core.console import Bar, progress
 from core.layout import RunLayout
 from core.shards import StageMarkers, merge_stats, run_shards
 from core.storage import RunRoot
@@ -130,8 +131,8 @@ def write_outputs(layout: RunLayout, pass_name: str, table: pa.Table) -> int:
 
 
 def _round(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: list[str],
-           users: dict[str, list[str] | None], use_ray: bool) -> dict:
-    """Send every pending request of `shards` once; write answers as they arrive."""
+           users: dict[str, list[str] | None], use_ray: bool, bar: Bar) -> dict:
+    """Send every pending request of `shards` once; write answers as they arrive (and move `bar`)."""
     engine = engine_of(cfg, pass_name)
     label = engine_label(engine)
     stats: dict = {"answers": 0, "prompt_tokens": 0, "completion_tokens": 0, "pii": {}}
@@ -144,8 +145,7 @@ def _round(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: list[
             merge_stats(stats["pii"], json.loads(found))
         stats["prompt_tokens"] += pc.sum(table[S.PROMPT_TOKENS]).as_py() or 0
         stats["completion_tokens"] += pc.sum(table[S.COMPLETION_TOKENS]).as_py() or 0
-        log.info("%s: %d answers written (%d tokens generated so far)", pass_name, stats["answers"],
-                 stats["completion_tokens"])
+        bar.update(table.num_rows)
 
     if not use_ray:
         gen = local_engine(engine)
@@ -262,7 +262,8 @@ def run_pass(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: lis
             log.info("%s pass, round %d: %d pending requests in %d shards", pass_name, attempt + 1,
                      sum(pending.values()), len(todo))
             t0 = time.perf_counter()
-            r = _round(cfg, layout, pass_name, todo, users, use_ray)
+            with progress(sum(pending.values()), f"{pass_name} pass, round {attempt + 1}", unit="requests") as bar:
+                r = _round(cfg, layout, pass_name, todo, users, use_ray, bar)
             stats["seconds"] += time.perf_counter() - t0
             stats["rounds"] += 1
             for k in ("answers", "prompt_tokens", "completion_tokens"):
