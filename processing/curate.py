@@ -9,7 +9,7 @@ import posixpath
 import re
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,7 +18,7 @@ import xxhash
 from core import schema as S
 from core.config import StorageConfig
 from core.layout import RunLayout
-from core.storage import ParquetShardWriter, file_size
+from core.storage import ParquetShardWriter, RunRoot, file_size
 from processing.cleaning import CleaningOptions, clean_column
 from processing.dedup_stage import DedupRowWriter, dedup_rows
 from processing.langid import identify
@@ -149,122 +149,210 @@ def _records_to_tables(records: list[dict], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(records, schema=schema)
 
 
+class _WriterSet:
+    """The Parquet files one shard writes, each opened on its first write and keyed by its path.
+
+    The shard's read rejects file always exists (empty when nothing was rejected). close() publishes
+    every file (rejects first, the dedup rows last); abort() drops the ones not yet published. As a
+    context manager it closes on success and aborts when an exception escapes.
+    """
+
+    def __init__(self, root: RunRoot, shard: str):
+        self.root, self.shard = root, shard
+        self.rejects = RunLayout.rejects("read", shard)
+        self._files: dict[str, ParquetShardWriter] = {}
+        self.dedup: DedupRowWriter | None = None
+        self.open(self.rejects, S.REJECT_SCHEMA)
+
+    def open(self, rel: str, schema: pa.Schema) -> ParquetShardWriter:
+        """The writer of `rel` under the run root, created on first use."""
+        if rel not in self._files:
+            self._files[rel] = ParquetShardWriter(self.root, rel, schema)
+        return self._files[rel]
+
+    def write(self, rel: str, schema: pa.Schema, table: pa.Table) -> None:
+        self.open(rel, schema).write(table)
+
+    def reject(self, table: pa.Table) -> None:
+        """Append REJECT_SCHEMA rows to the shard's rejects file."""
+        self._files[self.rejects].write(table)
+
+    def open_dedup(self, platform: str) -> None:
+        """Open `dedup`, the writer of the shard's dedup band rows (one file per hash partition)."""
+        self.dedup = DedupRowWriter(self.root, platform, self.shard)
+
+    def _writers(self) -> list[ParquetShardWriter]:
+        return [*self._files.values(), *(self.dedup.writers.values() if self.dedup else ())]
+
+    def close(self) -> None:
+        try:
+            for w in self._writers():
+                w.close()
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        for w in self._writers():
+            w.abort()
+
+    def __enter__(self) -> _WriterSet:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class _BatchAccumulator:
+    """Collects one file's records by type and, every `cfg.batch_rows` records, runs the events through
+    process_batch and dedup signatures and hands every table to the writer set.
+
+    Counts what it wrote: `kept` events, `rejected` rows, `side_rows` (profiles and items) and the
+    rejects per (stage, reason) in the platform's stats. Call start() with the file's format before consume().
+    """
+
+    def __init__(self, writers: _WriterSet, cfg: CurateConfig, storage: StorageConfig, n_buckets: int,
+                 timer: StepTimer):
+        self.writers, self.cfg, self.storage, self.n_buckets, self.timer = writers, cfg, storage, n_buckets, timer
+        self.platform: str | None = None
+        self.pstats: dict = {}  # stats["platforms"][platform]
+        self.counts: dict = {}  # where read rejects are tallied: pstats, or pstats["side"] for side files
+        self.events: list[dict] = []
+        self.reads: list[dict] = []
+        self.profiles: list[dict] = []
+        self.items: list[dict] = []
+        self.kept = self.rejected = self.side_rows = 0
+
+    def start(self, fmt: str, platforms: dict) -> None:
+        """Set the file's platform and open its stats in `platforms` (stats["platforms"])."""
+        self.platform = READERS[fmt][0]
+        self.writers.open_dedup(self.platform)
+        self.pstats = platforms.setdefault(self.platform, {"read": 0, "rejected": {}})
+        # Rows of side files (item metadata, user profiles) are accounted apart from event rows.
+        side = fmt in SIDE_FORMATS
+        self.counts = self.pstats.setdefault("side", {"read": 0, "rejected": {}}) if side else self.pstats
+
+    def consume(self, records: Iterable[dict]) -> None:
+        """Add every record, flushing each full batch; the time spent reading (not processing) goes to step "read"."""
+        t_read = time.perf_counter()
+        for rec in records:
+            self.add(rec)
+            if len(self) >= self.cfg.batch_rows:
+                t_read += self._timed_flush()  # exclude processing from read time
+        t_read += self._timed_flush()
+        self.timer.steps.setdefault("read", {"rows": 0, "bytes": 0, "seconds": 0.0})
+        self.timer.steps["read"]["seconds"] += time.perf_counter() - t_read
+
+    def __len__(self) -> int:
+        """Records collected since the last flush."""
+        return len(self.events) + len(self.reads) + len(self.profiles) + len(self.items)
+
+    def add(self, rec: dict) -> None:
+        if isinstance(rec, Event):
+            self.events.append(rec)
+        elif isinstance(rec, Reject):
+            self.reads.append(rec)
+        elif isinstance(rec, Profile):
+            self.profiles.append(rec)
+            self.side_rows += 1
+        elif isinstance(rec, Item):
+            self.items.append(rec)
+            self.side_rows += 1
+
+    def _timed_flush(self) -> float:
+        t0 = time.perf_counter()
+        self.flush()
+        return time.perf_counter() - t0
+
+    def flush(self) -> None:
+        """Process and write what was collected, then empty the lists."""
+        shard, platform = self.writers.shard, self.platform
+        if self.events:
+            self._write_events()
+            self.events.clear()
+        if self.reads:
+            t = _records_to_tables(self.reads, S.REJECT_SCHEMA)
+            self.writers.reject(t)
+            tally(self.counts, t)
+            self.rejected += t.num_rows
+            self.reads.clear()
+        if self.profiles:
+            self.writers.write(f"{PROFILES}/{platform}/{shard}.parquet", S.PROFILE_SCHEMA,
+                               _records_to_tables(self.profiles, S.PROFILE_SCHEMA))
+            self.profiles.clear()
+        if self.items:
+            self.writers.write(f"{ITEMS}/{platform}/{shard}.parquet", S.ITEM_SCHEMA,
+                               _records_to_tables(self.items, S.ITEM_SCHEMA))
+            self.items.clear()
+
+    def _write_events(self) -> None:
+        """The collected events through process_batch; kept rows to one file per user bucket."""
+        timer, cfg = self.timer, self.cfg
+        with timer.step("read", 0):
+            batch = _records_to_tables(self.events, S.READ_BATCH_SCHEMA)
+        kept, rejected = process_batch(batch, self.platform, cfg, timer, self.storage,
+                                       self.pstats.setdefault("pii", {}))
+        if cfg.dedup.exact or cfg.dedup.near:
+            with timer.step("dedup_signatures", kept.num_rows):
+                self.writers.dedup.write(dedup_rows(kept, cfg.dedup))
+        with timer.step("write", kept.num_rows):
+            buckets = user_bucket(kept[S.USER_ID], self.n_buckets)
+            kept = kept.append_column(S.USER_BUCKET, buckets)
+            for b in sorted(set(buckets.to_pylist())):
+                self.writers.write(f"{STAGE1}/{self.platform}/b={b:04d}/{self.writers.shard}.parquet",
+                                   EVENT_WORK_SCHEMA, kept.filter(pc.equal(buckets, b)))
+            for r in rejected:
+                self.writers.reject(r)
+                tally(self.pstats, r)
+        self.kept += kept.num_rows
+        self.rejected += sum(r.num_rows for r in rejected)
+
+
+def _file_error(exc: Exception, uri: str, ctx: ReadContext, platform: str | None) -> tuple[dict, pa.Table]:
+    """A file that failed mid-read: its entry in stats["file_errors"] and its one reject row."""
+    if isinstance(exc, UnknownFormat):
+        reason, detail = "unknown_format", str(exc)
+    else:
+        reason = "unreadable_file"
+        detail = f"{type(exc).__name__}: {exc} (after {ctx.row} records)"
+    log.error("%s: %s", uri, detail)
+    error = {"uri": uri, "reason": reason, "error": detail, "after_rows": ctx.row}
+    return error, _records_to_tables([ctx.reject(-1, reason, detail, "", platform)], S.REJECT_SCHEMA)
+
+
 def curate_file(task: dict, cfg: CurateConfig, layout: RunLayout, salt: str) -> dict:
     """Step-1 shard: stream one input file through process_batch into bucketed Parquet files.
 
     Outputs (deterministic names): `_work/curate/stage1/<platform>/b=<bucket>/<shard>.parquet`,
     `rejects/read/<shard>.parquet`, and side tables of profiles and items. Returns the shard's stats.
     """
-    root, storage = layout.root, layout.storage
-    uri, shard = task["uri"], task["shard"]
+    uri, fmt, nbytes, storage = task["uri"], task["format"], 0, layout.storage
     timer = StepTimer()
     stats: dict = {"platforms": {}, "files": {}, "file_errors": []}
-    reject_writer = ParquetShardWriter(root, RunLayout.rejects("read", shard), S.REJECT_SCHEMA)
-    writers: dict[tuple[str, str], ParquetShardWriter] = {}
-
-    def writer(kind: str, rel: str, schema: pa.Schema) -> ParquetShardWriter:
-        if (kind, rel) not in writers:
-            writers[(kind, rel)] = ParquetShardWriter(root, rel, schema)
-        return writers[(kind, rel)]
-
-    fmt = task["format"]
-    platform = None
-    dedup_writer: DedupRowWriter | None = None
-    file_stat = {"format": fmt, "read": 0, "rejected": 0, "events": 0, "side_rows": 0, "bytes": 0}
     ctx = ReadContext(uri, salt, max_record_bytes=cfg.max_record_bytes)
-    try:
-        file_stat["bytes"] = file_size(uri, storage)
-        if fmt == "auto":
-            fmt = file_stat["format"] = detect_format(uri, storage)
-        platform = READERS[fmt][0]
-        dedup_writer = DedupRowWriter(root, platform, shard)
-        pstats = stats["platforms"].setdefault(platform, {"read": 0, "rejected": {}})
-        # Rows of side files (item metadata, user profiles) are accounted apart from event rows.
-        counts = pstats.setdefault("side", {"read": 0, "rejected": {}}) if fmt in SIDE_FORMATS else pstats
-        events: list[dict] = []
-        reads: list[dict] = []
-        profiles: list[dict] = []
-        items: list[dict] = []
-
-        def flush() -> None:
-            if events:
-                with timer.step("read", 0):
-                    batch = _records_to_tables(events, S.READ_BATCH_SCHEMA)
-                kept, rejected = process_batch(batch, platform, cfg, timer, storage, pstats.setdefault("pii", {}))
-                if cfg.dedup.exact or cfg.dedup.near:
-                    with timer.step("dedup_signatures", kept.num_rows):
-                        dedup_writer.write(dedup_rows(kept, cfg.dedup))
-                with timer.step("write", kept.num_rows):
-                    buckets = user_bucket(kept[S.USER_ID], task["n_buckets"])
-                    kept = kept.append_column(S.USER_BUCKET, buckets)
-                    for b in sorted(set(buckets.to_pylist())):
-                        part = kept.filter(pc.equal(buckets, b))
-                        writer("events", f"{STAGE1}/{platform}/b={b:04d}/{shard}.parquet", EVENT_WORK_SCHEMA).write(part)
-                    for r in rejected:
-                        reject_writer.write(r)
-                        tally(pstats, r)
-                file_stat["events"] += kept.num_rows
-                file_stat["rejected"] += sum(r.num_rows for r in rejected)
-                events.clear()
-            if reads:
-                t = _records_to_tables(reads, S.REJECT_SCHEMA)
-                reject_writer.write(t)
-                tally(counts, t)
-                file_stat["rejected"] += t.num_rows
-                reads.clear()
-            if profiles:
-                writer("profiles", f"{PROFILES}/{platform}/{shard}.parquet", S.PROFILE_SCHEMA).write(
-                    _records_to_tables(profiles, S.PROFILE_SCHEMA))
-                profiles.clear()
-            if items:
-                writer("items", f"{ITEMS}/{platform}/{shard}.parquet", S.ITEM_SCHEMA).write(
-                    _records_to_tables(items, S.ITEM_SCHEMA))
-                items.clear()
-
-        t_read = time.perf_counter()
-        for rec in read_file(uri, fmt, ctx, storage, cfg.blogger.date_format):
-            if isinstance(rec, Event):
-                events.append(rec)
-            elif isinstance(rec, Reject):
-                reads.append(rec)
-            elif isinstance(rec, Profile):
-                profiles.append(rec)
-                file_stat["side_rows"] += 1
-            elif isinstance(rec, Item):
-                items.append(rec)
-                file_stat["side_rows"] += 1
-            if len(events) + len(reads) + len(profiles) + len(items) >= cfg.batch_rows:
-                t_flush = time.perf_counter()
-                flush()
-                t_read += time.perf_counter() - t_flush  # exclude processing from read time
-        t_flush = time.perf_counter()
-        flush()
-        t_read += time.perf_counter() - t_flush
-        timer.steps.setdefault("read", {"rows": 0, "bytes": 0, "seconds": 0.0})
-        timer.steps["read"]["seconds"] += time.perf_counter() - t_read
-    except Exception as exc:  # noqa: BLE001 - a bad file is reported, never fatal to the run
-        if isinstance(exc, UnknownFormat):
-            reason, detail = "unknown_format", str(exc)
-        else:
-            reason = "unreadable_file"
-            detail = f"{type(exc).__name__}: {exc} (after {ctx.row} records)"
-        log.error("%s: %s", uri, detail)
-        # Records before the failure stay (they were counted); the file itself gets one reject row.
-        stats["file_errors"].append({"uri": uri, "reason": reason, "error": detail, "after_rows": ctx.row})
-        reject_writer.write(_records_to_tables([ctx.reject(-1, reason, detail, "", platform)], S.REJECT_SCHEMA))
-    reject_writer.close()
-    for w in writers.values():
-        w.close()
-    if dedup_writer is not None:
-        dedup_writer.close()
-    file_stat["read"] = ctx.row
-    timer.steps["read"] = {**timer.steps.get("read", {"seconds": 0.0}), "rows": ctx.row, "bytes": file_stat["bytes"]}
-    if platform:
-        (counts if fmt in SIDE_FORMATS else stats["platforms"][platform])["read"] = ctx.row
-    stats["files"][uri] = file_stat
+    with _WriterSet(layout.root, task["shard"]) as writers:
+        batches = _BatchAccumulator(writers, cfg, storage, task["n_buckets"], timer)
+        try:
+            nbytes = file_size(uri, storage)
+            fmt = detect_format(uri, storage) if fmt == "auto" else fmt
+            batches.start(fmt, stats["platforms"])
+            batches.consume(read_file(uri, fmt, ctx, storage, cfg.blogger.date_format))
+        except Exception as exc:  # noqa: BLE001 - a bad file is reported, never fatal to the run
+            # Records before the failure stay (they were counted); the file itself gets one reject row.
+            error, reject = _file_error(exc, uri, ctx, batches.platform)
+            stats["file_errors"].append(error)
+            writers.reject(reject)
+    timer.steps["read"] = {**timer.steps.get("read", {"seconds": 0.0}), "rows": ctx.row, "bytes": nbytes}
+    if batches.platform:
+        batches.counts["read"] = ctx.row
+    stats["files"][uri] = {"format": fmt, "read": ctx.row, "rejected": batches.rejected, "events": batches.kept,
+                           "side_rows": batches.side_rows, "bytes": nbytes}
     stats["steps"] = timer.steps
     log.info("read %s (%s): %d records, %d kept for timelines, %d rejected", uri, fmt, ctx.row,
-             file_stat["events"], file_stat["rejected"])
+             batches.kept, batches.rejected)
     return stats
 
 

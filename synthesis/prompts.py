@@ -10,17 +10,27 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 
-LEVELS = ("tag", "user", "post", "judge")
-FORMATS = ("text", "xml", "json")
+Level = Literal["tag", "user", "post", "judge"]
+Format = Literal["text", "xml", "json"]
 # The template variables each level may use (a typo such as {Post} fails at load, not mid-run).
 LEVEL_VARIABLES: dict[str, frozenset[str]] = {
     "tag": frozenset({"platform", "post", "date", "parent"}),
@@ -28,35 +38,110 @@ LEVEL_VARIABLES: dict[str, frozenset[str]] = {
     "post": frozenset({"platform", "post", "date", "pseudonym"}),
     "judge": frozenset({"source", "sample", "kind"}),
 }
-_KEYS = frozenset({
-    "kind", "level", "format", "tags", "optional_tags", "json_schema", "max_tokens", "allow_null",
-    "min_words", "max_words", "judge", "instruction", "dims",
-})
-_REQUIRED_KEYS = ("kind", "level", "format", "instruction", "max_tokens")
+Name = Annotated[str, StringConstraints(strict=True, min_length=1)]
+PositiveInt = Annotated[int, Field(strict=True, gt=0)]
 
 
-@dataclass(frozen=True)
-class KindSpec:
-    """One generation kind, as loaded from its YAML file."""
+def _invalid(key: str, why: str) -> PydanticCustomError:
+    """A spec error about `key` (raised by the validators; _explain turns it into the message)."""
+    return PydanticCustomError("prompt_spec", "{why}", {"key": key, "why": why})
 
-    kind: str
-    level: str
-    format: str
-    instruction: str
-    max_tokens: int
-    tags: tuple[str, ...] = ()
-    optional_tags: tuple[str, ...] = ()
+
+class KindSpec(BaseModel):
+    """One generation kind, as loaded from its YAML file: the field types check each key, the
+    validators check the keys against each other (and `kind` against the file name)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Name
+    level: Level
+    format: Format
+    instruction: Annotated[str, Field(strict=True)]
+    max_tokens: PositiveInt
+    tags: tuple[Name, ...] = ()
+    optional_tags: tuple[Name, ...] = ()
     json_schema: dict | None = None
-    allow_null: bool = False
-    min_words: int | None = None
-    max_words: int | None = None
-    judge: str | None = None
-    dims: tuple[str, ...] = ()
+    allow_null: Annotated[bool, Field(strict=True)] = False
+    min_words: PositiveInt | None = None
+    max_words: PositiveInt | None = None
+    judge: Name | None = None  # the kind that judges this one
+    dims: tuple[Name, ...] = ()  # a judge's rubric dimensions
 
     @property
     def variables(self) -> frozenset[str]:
         """Names of the `{placeholders}` in the instruction."""
         return _placeholders(self.instruction)
+
+    @field_validator("tags", "optional_tags", "dims", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return () if value is None else value
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_is_file_name(cls, kind: str, info: ValidationInfo) -> str:
+        stem = (info.context or {}).get("stem")
+        if stem is not None and kind != stem:
+            raise _invalid("kind", f"{kind!r} does not match the file name {stem!r}")
+        return kind
+
+    @field_validator("instruction")
+    @classmethod
+    def _instruction_is_a_template(cls, instruction: str) -> str:
+        if not instruction.strip():
+            raise _invalid("instruction", "must be a non-empty string")
+        try:
+            _placeholders(instruction)
+        except ValueError as e:  # unbalanced braces, e.g. an undoubled brace in a JSON example
+            raise _invalid("instruction", f"bad template ({e}); double literal braces: {{{{ }}}}") from None
+        return instruction.strip()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KindSpec:
+        allowed = LEVEL_VARIABLES[self.level]
+        unexpected = sorted(self.variables - allowed)
+        if unexpected:
+            raise _invalid("instruction", f"placeholder {{{unexpected[0]}}} not allowed at level {self.level!r} "
+                                          f"(allowed: {', '.join(sorted(allowed))})")
+        self._check_format()
+        if self.min_words and self.max_words and self.min_words > self.max_words:
+            raise _invalid("min_words", "greater than max_words")
+        if self.format == "json" and (self.min_words or self.max_words):
+            raise _invalid("min_words" if self.min_words else "max_words", "word bounds apply to text or xml kinds")
+        self._check_judge()
+        return self
+
+    def _check_format(self) -> None:
+        """Tags belong to xml kinds, a schema to json kinds."""
+        fmt = self.format
+        if fmt == "xml" and not self.tags:
+            raise _invalid("tags", "an xml kind needs at least one required tag")
+        if fmt != "xml" and (self.tags or self.optional_tags):
+            raise _invalid("tags" if self.tags else "optional_tags", f"only xml kinds have tags, this one is {fmt}")
+        if set(self.tags) & set(self.optional_tags):
+            raise _invalid("optional_tags", "a tag cannot be both required and optional")
+        if fmt == "json" and self.json_schema is None:
+            raise _invalid("json_schema", "a json kind needs a JSON schema (a mapping)")
+        if fmt != "json" and self.json_schema is not None:
+            raise _invalid("json_schema", f"only json kinds have a schema, this one is {fmt}")
+
+    def _check_judge(self) -> None:
+        """A judge kind answers in json with one required property per rubric dimension, and is not judged."""
+        if self.level != "judge":
+            if self.dims:
+                raise _invalid("dims", "only judge kinds have dims")
+            return
+        if self.judge is not None:
+            raise _invalid("judge", "a judge kind is not judged itself")
+        if not self.dims:
+            raise _invalid("dims", "a judge kind needs a list of rubric dimensions")
+        if self.format != "json":
+            raise _invalid("format", "judge kinds answer in json")
+        props = self.json_schema.get("properties") or {}
+        required = set(self.json_schema.get("required") or [])
+        missing = [d for d in self.dims if d not in props or d not in required]
+        if missing:
+            raise _invalid("json_schema", f"dimension {missing[0]!r} must be a required property")
 
 
 def _placeholders(template: str) -> frozenset[str]:
@@ -67,107 +152,34 @@ def _placeholders(template: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+def _explain(path: Path, err: ErrorDetails) -> str:
+    """One validation error as `<file>: key '<key>': <what is wrong>`."""
+    key, kind = str(err["loc"][0]) if err["loc"] else "", err["type"]
+    if kind == "prompt_spec":
+        key, why = err["ctx"]["key"], err["msg"]
+    elif kind == "extra_forbidden":
+        why = f"unknown key (known: {', '.join(sorted(KindSpec.model_fields))})"
+    elif kind == "missing":
+        why = "missing"
+    else:
+        msg = "input should be a list" if kind == "tuple_type" else err["msg"][0].lower() + err["msg"][1:]
+        item = f" (item {err['loc'][1]})" if len(err["loc"]) > 1 else ""
+        why = f"{msg}{item}, got {err['input']!r}"
+    return f"{path.name}: key {key!r}: {why}"
 
 
 def _validate(path: Path, raw: Any) -> KindSpec:
-    """Check one parsed YAML file; every problem is a ValueError naming the file and the key."""
-
-    def bad(key: str, why: str) -> ValueError:
-        return ValueError(f"{path.name}: key {key!r}: {why}")
-
+    """Check one parsed YAML file; the first problem is a ValueError naming the file and the key."""
     if not isinstance(raw, dict):
         raise ValueError(f"{path.name}: expected a mapping at top level, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - _KEYS)
-    if unknown:
-        raise bad(unknown[0], f"unknown key (known: {', '.join(sorted(_KEYS))})")
-    for key in _REQUIRED_KEYS:
-        if key not in raw:
-            raise bad(key, "missing")
-
-    kind, level, fmt = raw["kind"], raw["level"], raw["format"]
-    if kind != path.stem:
-        raise bad("kind", f"{kind!r} does not match the file name {path.stem!r}")
-    if level not in LEVELS:
-        raise bad("level", f"{level!r} not in {'|'.join(LEVELS)}")
-    if fmt not in FORMATS:
-        raise bad("format", f"{fmt!r} not in {'|'.join(FORMATS)}")
-
-    instruction = raw["instruction"]
-    if not isinstance(instruction, str) or not instruction.strip():
-        raise bad("instruction", "must be a non-empty string")
     try:
-        names = _placeholders(instruction)
-    except ValueError as e:  # unbalanced braces, e.g. an undoubled brace in a JSON example
-        raise bad("instruction", f"bad template ({e}); double literal braces: {{{{ }}}}") from None
-    unexpected = sorted(names - LEVEL_VARIABLES[level])
-    if unexpected:
-        raise bad("instruction", f"placeholder {{{unexpected[0]}}} not allowed at level {level!r} "
-                                 f"(allowed: {', '.join(sorted(LEVEL_VARIABLES[level]))})")
-
-    max_tokens = raw["max_tokens"]
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
-        raise bad("max_tokens", f"must be a positive integer, got {max_tokens!r}")
-
-    tags = raw.get("tags") or []
-    optional = raw.get("optional_tags") or []
-    for key, value in (("tags", tags), ("optional_tags", optional)):
-        if not _is_str_list(value):
-            raise bad(key, "must be a list of tag names")
-    if fmt == "xml" and not tags:
-        raise bad("tags", "an xml kind needs at least one required tag")
-    if fmt != "xml" and (tags or optional):
-        raise bad("tags" if tags else "optional_tags", f"only xml kinds have tags, this one is {fmt}")
-    if set(tags) & set(optional):
-        raise bad("optional_tags", "a tag cannot be both required and optional")
-
-    schema = raw.get("json_schema")
-    if fmt == "json" and not isinstance(schema, dict):
-        raise bad("json_schema", "a json kind needs a JSON schema (a mapping)")
-    if fmt != "json" and schema is not None:
-        raise bad("json_schema", f"only json kinds have a schema, this one is {fmt}")
-
-    allow_null = raw.get("allow_null", False)
-    if not isinstance(allow_null, bool):
-        raise bad("allow_null", f"must be true or false, got {allow_null!r}")
-
-    bounds = {}
-    for key in ("min_words", "max_words"):
-        value = raw.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-            raise bad(key, f"must be a positive integer, got {value!r}")
-        bounds[key] = value
-    if bounds["min_words"] and bounds["max_words"] and bounds["min_words"] > bounds["max_words"]:
-        raise bad("min_words", "greater than max_words")
-    if fmt == "json" and (bounds["min_words"] or bounds["max_words"]):
-        raise bad("min_words" if bounds["min_words"] else "max_words", "word bounds apply to text or xml kinds")
-
-    judge = raw.get("judge")
-    if judge is not None and (not isinstance(judge, str) or not judge):
-        raise bad("judge", f"must be a kind name or null, got {judge!r}")
-    if level == "judge" and judge is not None:
-        raise bad("judge", "a judge kind is not judged itself")
-
-    dims = raw.get("dims") or []
-    if level == "judge":
-        if not dims or not _is_str_list(dims):
-            raise bad("dims", "a judge kind needs a list of rubric dimensions")
-        if fmt != "json":
-            raise bad("format", "judge kinds answer in json")
-        props = schema.get("properties") or {}
-        required = set(schema.get("required") or [])
-        missing = [d for d in dims if d not in props or d not in required]
-        if missing:
-            raise bad("json_schema", f"dimension {missing[0]!r} must be a required property")
-    elif dims:
-        raise bad("dims", "only judge kinds have dims")
-
-    return KindSpec(
-        kind=kind, level=level, format=fmt, instruction=instruction.strip(), max_tokens=max_tokens,
-        tags=tuple(tags), optional_tags=tuple(optional), json_schema=schema, allow_null=allow_null,
-        min_words=bounds["min_words"], max_words=bounds["max_words"], judge=judge, dims=tuple(dims),
-    )
+        return KindSpec.model_validate(raw, context={"stem": path.stem})
+    except ValidationError as e:
+        # One problem: the first unknown key (by name), else the first missing key, else the first bad value.
+        rank = {"extra_forbidden": 0, "missing": 1}
+        first = min(e.errors(), key=lambda r: (rank.get(r["type"], 2), str(r["loc"]) if r["type"] == "extra_forbidden"
+                                               else ""))
+        raise ValueError(_explain(path, first)) from None
 
 
 def all_kinds() -> list[str]:
