@@ -122,10 +122,10 @@ FAMILIES = {"tags (XML)": ["tag_v1", "tag_v1_comment"], "tags (JSON)": ["tag_v2"
 def test_smollm2_every_family_on_real_posts(shared_data, ray_cluster, tmp_path):
     """Curate the real samples, then one user per platform through every pass with SmolLM2-135M.
 
-    Sized to the CPU, where every pass starts a vLLM engine: curation runs in-process on the three
-    platforms synthesised (curation on Ray is tests/test_curate_e2e.py's); each user's 2 latest posts
-    are tagged (the 135M model tags nearly every post high and harmless, so both feed the 2 social QA
-    posts); the judge reads 300 tokens of source, its rubric and the sample being the part it must follow."""
+    Curation runs in-process on the three platforms synthesised (curation on Ray is
+    tests/test_curate_e2e.py's). The synthesis requests are left as they are: a 135M model answers a
+    family well-formed only now and then (2 of 4 social QA, 2 of 6 judge verdicts), and fewer posts or
+    a shorter judge source left social QA and the judge with no well-formed answer."""
     from processing.curate_stage import run_curate
 
     data = yaml.safe_load((REPO / "configs" / "real_data.yaml").read_text())
@@ -137,8 +137,8 @@ def test_smollm2_every_family_on_real_posts(shared_data, ray_cluster, tmp_path):
     kinds = [k for ks in FAMILIES.values() for k in ks if not k.startswith("judge")]
     cfg = vllm_config(run_root, "smollm2", engine={"max_model_len": 2048, "batch_size": 16}, kinds=kinds,
                       max_users=1, platforms=platforms,
-                      max_posts={"tags": 2, "sqa": 2, "sqa_reason": 0, "scenario": 1, "summary": 2},
-                      judge={"exempt_platforms": [], "source_tokens": 300})
+                      max_posts={"tags": 5, "sqa": 2, "sqa_reason": 0, "scenario": 1, "summary": 2},
+                      judge={"exempt_platforms": []})
     stats = run_synthesis(cfg, use_ray=True)
     root = RunRoot(run_root)
     outputs = root.read_parquet(f"{OUTPUTS}", schema=S.OUTPUT_SCHEMA)
