@@ -123,14 +123,7 @@ def step_memory(path: str, run_root: str, step: str, dedup: dict, cpu: int | Non
     from core import schema as S
     from core.storage import RunRoot
     from processing.curate import STAGE1
-    from processing.dedup_stage import (
-        DedupRowWriter,
-        cluster_step,
-        dedup_rows,
-        dedup_tasks,
-        exact_step,
-        near_step,
-    )
+    from processing.dedup_stage import cluster_step, dedup_rows, dedup_tasks, DedupRowWriter, exact_step, near_step
 
     cfg = curate_config(path, run_root, dedup)
     layout = cfg.layout()
@@ -222,13 +215,7 @@ def run_datatrove(path: str, work: str, cpu: int | None) -> dict:
         dt_xxhash.xxhash32 = lambda data: xxhash.xxh32_intdigest(data.encode() if isinstance(data, str) else data)
         dt_xxhash.xxhash64 = lambda data: xxhash.xxh64_intdigest(data.encode() if isinstance(data, str) else data)
     from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup import (
-        MinhashConfig,
-        MinhashDedupBuckets,
-        MinhashDedupCluster,
-        MinhashDedupFilter,
-        MinhashDedupSignature,
-    )
+    from datatrove.pipeline.dedup import MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
 

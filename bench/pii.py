@@ -29,9 +29,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.pii_set import LOCALES, TYPES, generate  # noqa: E402
+from bench.pii_set import generate, LOCALES, TYPES  # noqa: E402
 from processing import pii  # noqa: E402
-from processing.cleaning import CleaningOptions, clean_text  # noqa: E402
+from processing.cleaning import clean_text, CleaningOptions  # noqa: E402
 
 log = logging.getLogger("bench.pii")
 DATA = os.path.join(ROOT, "..", "shared", "data")

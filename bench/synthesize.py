@@ -110,7 +110,7 @@ def build_requests(model_dir: str, n_users: int, per_user: int, history_tokens: 
     from llm.render import Renderer
     from llm.settings import EngineConfig
     from synthesis.prompts import build_messages, load_spec
-    from synthesis.requests import Request, date_of, history_block, post_text, to_table
+    from synthesis.requests import date_of, history_block, post_text, Request, to_table
     from synthesis.settings import SynthesisConfig
 
     renderer = Renderer(model_dir)

@@ -19,7 +19,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, Callable, Iterator, Protocol
+from typing import Callable, IO, Iterator, Protocol
 
 log = logging.getLogger("humanllm")
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import yaml
 
 from core import schema as S
-from evaluation.items import LETTERS, MCQItem, items_from_table
+from evaluation.items import items_from_table, LETTERS, MCQItem
 
 PROMPTS = Path(__file__).with_name("prompts") / "mcq.yaml"
 LOGLIK, GENERATE = "loglik", "generate"

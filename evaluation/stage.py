@@ -31,7 +31,7 @@ from evaluation import in_domain as D
 from evaluation import judge as J
 from evaluation import mcq as M
 from evaluation.benchmarks import BENCHMARKS, load_benchmark
-from evaluation.items import MCQItem, items_from_table, items_table
+from evaluation.items import items_from_table, items_table, MCQItem
 from llm.engines import answer_row, generate, local_engine
 from llm.ids import seed_for, stable_id
 from llm.models import resolve_model

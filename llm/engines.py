@@ -118,7 +118,7 @@ def _vllm(ds, cfg: EngineConfig):
 
 
 def _openai(ds, cfg: EngineConfig):
-    from ray.data.llm import HttpRequestProcessorConfig, build_processor
+    from ray.data.llm import build_processor, HttpRequestProcessorConfig
 
     if not cfg.url:
         raise ValueError("synthesis engine backend `openai` needs `url` (e.g. http://host:8000/v1/chat/completions)")

@@ -18,12 +18,12 @@ import xxhash
 from core import schema as S
 from core.config import StorageConfig
 from core.layout import RunLayout
-from core.storage import ParquetShardWriter, RunRoot, file_size
-from processing.cleaning import CleaningOptions, clean_column
-from processing.dedup_stage import DedupRowWriter, dedup_rows
+from core.storage import file_size, ParquetShardWriter, RunRoot
+from processing.cleaning import clean_column, CleaningOptions
+from processing.dedup_stage import dedup_rows, DedupRowWriter
 from processing.langid import identify
 from processing.quality import score_events
-from processing.readers import READERS, UnknownFormat, detect_format, read_file
+from processing.readers import detect_format, read_file, READERS, UnknownFormat
 from processing.readers.base import Event, Item, Profile, ReadContext, Reject
 from processing.rules import apply_rules, meta_rules, text_rules
 from processing.settings import CurateConfig

@@ -10,17 +10,11 @@ from typing import TYPE_CHECKING
 
 from core import schema as S
 from core.layout import RunLayout
-from core.shards import StageMarkers, fingerprint, funnel_table, merge_stats, run_shards
-from core.storage import RunRoot, expand_glob, file_size
+from core.shards import fingerprint, funnel_table, merge_stats, run_shards, StageMarkers
+from core.storage import expand_glob, file_size, RunRoot
 from processing.curate import curate_file, shard_id
 from processing.dedup import s_curve_text
-from processing.dedup_stage import (
-    cluster_step,
-    dedup_tasks,
-    exact_step,
-    index_params,
-    near_step,
-)
+from processing.dedup_stage import cluster_step, dedup_tasks, exact_step, index_params, near_step
 from processing.timelines import decide, timeline
 
 if TYPE_CHECKING:  # the composed config imports every stage's settings

@@ -25,16 +25,7 @@ import pyarrow.compute as pc
 from core import schema as S
 from core.layout import RunLayout
 from core.storage import ParquetShardWriter, RunRoot
-from processing.dedup import (
-    band_keys,
-    chain_edges,
-    connected_components,
-    exact_keys,
-    normalize,
-    rank_order,
-    scope_salt,
-    signatures,
-)
+from processing.dedup import band_keys, chain_edges, connected_components, exact_keys, normalize, rank_order, scope_salt, signatures
 from processing.settings import DedupConfig
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from core import schema as S
 from core.config import ConfigError, StorageConfig
-from core.storage import RunRoot, expand_glob, resolve
+from core.storage import expand_glob, resolve, RunRoot
 from processing.settings import QualityConfig, QualityTrainConfig
 
 if TYPE_CHECKING:  # the composed config imports every stage's settings

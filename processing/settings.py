@@ -1,7 +1,7 @@
 """Settings of the curate stage (PAPER.md 3.1): inputs, cleaning, language, platform rules, quality, dedup."""
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args, Literal
 
 from pydantic import Field, model_validator
 

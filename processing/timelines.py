@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from core import schema as S
 from core.layout import RunLayout
 from core.storage import RunRoot
-from processing.curate import ITEMS, PROFILES, STAGE1, WORK, tally, to_rejects
+from processing.curate import ITEMS, PROFILES, STAGE1, tally, to_rejects, WORK
 from processing.dedup_stage import load_clusters
 from processing.rules import is_corporate_bio
 from processing.settings import CurateConfig

@@ -5,15 +5,7 @@ import argparse
 import logging
 import sys
 
-from ray_jobs import (
-    ablate_person,
-    build_sft,
-    curate,
-    evaluate,
-    synthesize,
-    train,
-    train_quality,
-)
+from ray_jobs import ablate_person, build_sft, curate, evaluate, synthesize, train, train_quality
 from ray_jobs.common import add_arguments, run_main
 
 

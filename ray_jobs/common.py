@@ -9,7 +9,7 @@ from typing import Callable
 from core import console
 from core.config import ConfigError
 from core.layout import RunLayout
-from ray_jobs.config import PipelineConfig, load_config
+from ray_jobs.config import load_config, PipelineConfig
 
 log = logging.getLogger("humanllm")
 _started_ray = False  # this process started (or joined) Ray, so it shuts it down before its streams go back

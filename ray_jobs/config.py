@@ -5,14 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from core.config import (
-    ConfigError,
-    Model,
-    RayConfig,
-    StorageConfig,
-    read_yaml,
-    validate,
-)
+from core.config import ConfigError, Model, RayConfig, read_yaml, StorageConfig, validate
 from core.layout import RunLayout
 from evaluation.settings import AblationConfig, EvalConfig
 from processing.settings import CurateConfig, QualityTrainConfig

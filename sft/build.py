@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core import schema as S
-from sft.bundle import Post, build_bundles
+from sft.bundle import build_bundles, Post
 from sft.common import BuildContext, Example
 from sft.leakage import NgramIndex
 from sft.registry import build_user, late_posts

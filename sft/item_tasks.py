@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from sft.bundle import Post, UserBundle, qualified
-from sft.common import BuildContext, Example, choose_person, person_values
+from sft.bundle import Post, qualified, UserBundle
+from sft.common import BuildContext, choose_person, Example, person_values
 from sft.wording import render
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from sft.bundle import UserBundle
-from sft.common import BuildContext, Example, about, choose_person, person_values
+from sft.common import about, BuildContext, choose_person, Example, person_values
 from sft.wording import render
 
 SQA_TASKS = ("sqa_general", "sqa_thoughts", "sqa_actions", "sqa_reason")

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from core import schema as S
 from core.layout import RunLayout
-from core.shards import StageMarkers, fingerprint, merge_stats, run_shards
+from core.shards import fingerprint, merge_stats, run_shards, StageMarkers
 from core.storage import RunRoot
 from llm.models import load_tokenizer
 from sft.build import build_examples, cap_and_split, cap_thresholds, item_names

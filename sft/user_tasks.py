@@ -4,14 +4,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from sft.bundle import UserBundle
-from sft.common import (
-    BuildContext,
-    Example,
-    about,
-    choose_person,
-    person_values,
-    stories_json,
-)
+from sft.common import about, BuildContext, choose_person, Example, person_values, stories_json
 from sft.wording import render
 
 

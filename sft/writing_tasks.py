@@ -6,19 +6,7 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 from sft.bundle import Post, UserBundle, writable
-from sft.common import (
-    BuildContext,
-    Example,
-    about,
-    choose_person,
-    cut_words,
-    date_of,
-    numbered,
-    person_values,
-    post_body,
-    recent,
-    split_words,
-)
+from sft.common import about, BuildContext, choose_person, cut_words, date_of, Example, numbered, person_values, post_body, recent, split_words
 from sft.wording import render
 
 PLATFORM_NAMES = {"reddit": "Reddit", "twitter": "Twitter", "blogger": "blog", "amazon": "Amazon"}

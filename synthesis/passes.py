@@ -22,11 +22,11 @@ import pyarrow.compute as pc
 from core import schema as S
 from core.console import Bar, progress
 from core.layout import RunLayout
-from core.shards import StageMarkers, merge_stats, run_shards
+from core.shards import merge_stats, run_shards, StageMarkers
 from core.storage import RunRoot
 from llm.engines import answer_row, engine_label, generate, local_engine
 from llm.ids import stable_id
-from llm.render import Renderer, engine_renderer
+from llm.render import engine_renderer, Renderer
 from llm.settings import EngineConfig
 from processing.pii import scrub
 from synthesis import requests as R

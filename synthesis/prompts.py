@@ -15,16 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator, StringConstraints, ValidationError, ValidationInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"

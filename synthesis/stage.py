@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from core import schema as S
 from core.layout import RunLayout
-from core.shards import StageMarkers, fingerprint, merge_stats
+from core.shards import fingerprint, merge_stats, StageMarkers
 from core.storage import RunRoot
 from synthesis.passes import PASSES, run_pass
 from synthesis.requests import AMAZON_USER_KINDS, POST_KINDS, TAG_KINDS, USER_KINDS

@@ -1,4 +1,8 @@
-"""Shared fixtures: one real local Ray cluster per test session, the bundled sample, ../shared/data."""
+"""Shared fixtures: one real local Ray cluster per test session, one tiny random chat model, the
+bundled sample, ../shared/data.
+
+`make test-fast` (`-m "not slow"`) runs without Ray, models or engines: a test that starts any of
+them is marked `slow`, and a test that asks for `ray_cluster` without the mark is refused."""
 from __future__ import annotations
 
 import os
@@ -21,6 +25,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data samples not found at {SHARED_DATA} (a fresh clone has no ../shared)")
     return SHARED_DATA
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a test that asks for the Ray cluster without the `slow` mark (test-fast has no Ray)."""
+    unmarked = [i.nodeid for i in items if "ray_cluster" in getattr(i, "fixturenames", ()) and not i.get_closest_marker("slow")]
+    if unmarked:
+        raise pytest.UsageError(f"these tests start Ray but are not marked slow (test-fast runs without Ray): "
+                                f"{', '.join(unmarked)}; add @pytest.mark.slow")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """A tiny random Llama chat model (2 layers, byte-level BPE), built once per session."""
+    from llm.local_models import tiny_chat_model
+
+    return tiny_chat_model(str(tmp_path_factory.mktemp("models") / "tiny"))
 
 
 @pytest.fixture(scope="session")

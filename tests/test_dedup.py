@@ -137,6 +137,7 @@ def test_golden_planted_corpus(tmp_path):
     assert stats["platforms"]["amazon"]["kept"] == len(rows) - sum(reasons.values())
 
 
+@pytest.mark.slow
 def test_same_clusters_across_shardings(tmp_path, ray_cluster):
     rows, _ = planted()
     random.Random(3).shuffle(rows)

@@ -21,18 +21,12 @@ from evaluation.items import MCQItem, items_table
 from evaluation.report import chromium, render_in_chromium
 from evaluation.stage import JUDGE_SCHEMA, pairwise_summary
 from evaluation.stage import run as run_evaluate
-from llm.local_models import tiny_chat_model
 from ray_jobs.config import parse_config
 from sft.stage import run as run_build_sft
 from tests.sft_fixtures import write_sft_run_root
 
 ITEMS = [MCQItem(f"t/{i}", "toy", "s", "en", f"Story {i}.", "Where?", ("box", "basket", "more full"), i % 3)
          for i in range(3)]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return tiny_chat_model(str(tmp_path_factory.mktemp("tiny") / "model"))
 
 
 def test_parse_letter():
@@ -74,8 +68,9 @@ def test_sample_items_spreads_over_subsets_and_is_deterministic():
     assert chosen != M.sample_items(items, 9, seed=2)
 
 
-def test_loglik_equals_a_hand_computation(tiny):
-    scorer = M.LoglikScorer(tiny, "tiny")
+@pytest.mark.slow
+def test_loglik_equals_a_hand_computation(tiny_model):
+    scorer = M.LoglikScorer(tiny_model, "tiny")
     for item in ITEMS:
         prompt = scorer.prompt_ids(item)
         expected = []
@@ -113,6 +108,7 @@ def test_judge_parsing_and_position_swap():
     assert "10" in J.pointwise_prompt("writing_imitation_type2", "Write.", "ref", "out")
 
 
+@pytest.mark.slow
 def test_in_domain_metrics():
     assert item_hit("I'd go for Item 03 lamp, clearly.", "item 03 lamp") and not item_hit("Item 04", "Item 03 lamp")
     assert T.rouge_l("the cat sat on the mat", "the cat sat on the mat") == pytest.approx(1.0)
@@ -136,17 +132,17 @@ def test_in_domain_metrics():
     assert np.mean(T.style_similarity(good, refs, users)) > np.mean(T.style_similarity(swapped, refs, users))
 
 
-def _eval_cfg(run_root: str, tiny: str, table: str, out: str, data_dir: str, **over) -> object:
-    engine = {"backend": "table", "table": table, "model": tiny}
+def _eval_cfg(run_root: str, tiny_model: str, table: str, out: str, data_dir: str, **over) -> object:
+    engine = {"backend": "table", "table": table, "model": tiny_model}
     return parse_config({"run_root": run_root, "salt": "t", "evaluate": {
         "output_dir": out, "data_dir": data_dir, "benchmarks": ["socialiqa", "tomi", "hitom"],
         "items_per_benchmark": 12, "engine": engine, "bootstrap": 100,
-        "models": [{"name": "fixed", "model": tiny, "engine": engine}, {"name": "base", "model": tiny, "engine": engine}],
+        "models": [{"name": "fixed", "model": tiny_model, "engine": engine}, {"name": "base", "model": tiny_model, "engine": engine}],
         "judge": {"engine": engine, "pairs": [["fixed", "base"]]}, **over}})
 
 
 @pytest.fixture(scope="module")
-def sft_run(tmp_path_factory, tiny) -> dict:
+def sft_run(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("eval")
     root = str(tmp / "run")
     write_sft_run_root(root)
@@ -159,9 +155,10 @@ def sft_run(tmp_path_factory, tiny) -> dict:
     return {"root": root, "table": str(table), "tmp": tmp}
 
 
-def test_stage_scores_reruns_and_renders_the_report(sft_run, tiny, shared_data):
+@pytest.mark.slow
+def test_stage_scores_reruns_and_renders_the_report(sft_run, tiny_model, shared_data):
     out = str(sft_run["tmp"] / "out")
-    cfg = _eval_cfg(sft_run["root"], tiny, sft_run["table"], out, str(shared_data))
+    cfg = _eval_cfg(sft_run["root"], tiny_model, sft_run["table"], out, str(shared_data))
     summary = run_evaluate(cfg, use_ray=False)
     items = RunRoot(out).read_parquet("items.parquet")
     assert items.num_rows == 36 and set(items["benchmark"].to_pylist()) == {"socialiqa", "tomi", "hitom"}
@@ -186,7 +183,7 @@ def test_stage_scores_reruns_and_renders_the_report(sft_run, tiny, shared_data):
     run_evaluate(cfg, use_ray=False)
     assert Path(out, "summary.json").read_text() == first
     with pytest.raises(RuntimeError, match="another configuration"):
-        run_evaluate(_eval_cfg(sft_run["root"], tiny, sft_run["table"], out, str(shared_data), items_per_benchmark=6),
+        run_evaluate(_eval_cfg(sft_run["root"], tiny_model, sft_run["table"], out, str(shared_data), items_per_benchmark=6),
                      use_ray=False)
     # the report opens in headless Chromium with every figure loaded
     if chromium() is None:
@@ -203,28 +200,31 @@ def test_stage_scores_reruns_and_renders_the_report(sft_run, tiny, shared_data):
     assert pixels.shape[0] > 1000 and pixels.std() > 0.05  # a rendered page, not a blank one
 
 
-def test_stage_on_ray_equals_in_process(ray_cluster, sft_run, tiny, shared_data):
+@pytest.mark.slow
+def test_stage_on_ray_equals_in_process(ray_cluster, sft_run, tiny_model, shared_data):
     local, on_ray = str(sft_run["tmp"] / "local"), str(sft_run["tmp"] / "ray")
     kw = {"benchmarks": ["socialiqa"], "items_per_benchmark": 8, "judge": {"enabled": False}, "report": False}
-    a = run_evaluate(_eval_cfg(sft_run["root"], tiny, sft_run["table"], local, str(shared_data), **kw), use_ray=False)
-    b = run_evaluate(_eval_cfg(sft_run["root"], tiny, sft_run["table"], on_ray, str(shared_data), **kw), use_ray=True)
+    a = run_evaluate(_eval_cfg(sft_run["root"], tiny_model, sft_run["table"], local, str(shared_data), **kw), use_ray=False)
+    b = run_evaluate(_eval_cfg(sft_run["root"], tiny_model, sft_run["table"], on_ray, str(shared_data), **kw), use_ray=True)
     assert a["mcq"] == b["mcq"] and a["in_domain"] == b["in_domain"]
     for rel in ("mcq/fixed/loglik.parquet", "generations/base.parquet"):
         assert RunRoot(local).read_parquet(rel).equals(RunRoot(on_ray).read_parquet(rel))
 
 
-def test_missing_model_and_benchmark_folder_are_clear_errors(sft_run, tiny, tmp_path):
-    cfg = _eval_cfg(sft_run["root"], tiny, sft_run["table"], str(tmp_path / "o"), str(tmp_path / "no_data"),
+def test_missing_model_and_benchmark_folder_are_clear_errors(sft_run, tmp_path):
+    model = "unread"  # the table engine never opens its model, and no benchmark is scored here
+    cfg = _eval_cfg(sft_run["root"], model, sft_run["table"], str(tmp_path / "o"), str(tmp_path / "no_data"),
                     models=[{"name": "tuned", "model": "tuned"}])
     with pytest.raises(FileNotFoundError, match="run `humanllm train` first"):
         run_evaluate(cfg, use_ray=False)
-    cfg = _eval_cfg(sft_run["root"], tiny, sft_run["table"], str(tmp_path / "o2"), str(tmp_path / "no_data"),
+    cfg = _eval_cfg(sft_run["root"], model, sft_run["table"], str(tmp_path / "o2"), str(tmp_path / "no_data"),
                     in_domain=False, report=False)
     summary = run_evaluate(cfg, use_ray=False)  # no ../shared/data: benchmarks skipped with their reason
     assert all("skipped" in c for c in summary["benchmarks"].values()) and summary["mcq"] == []
 
 
-def test_person_ablation_trains_both_arms_on_ray(ray_cluster, tiny, tmp_path):
+@pytest.mark.slow
+def test_person_ablation_trains_both_arms_on_ray(ray_cluster, tiny_model, tmp_path):
     """Both arms build the same examples (prompts with and without the person part) and train on Ray
     Train; the result names the held-out loss of each before and after."""
     from evaluation.ablation import run as run_person_ablation
@@ -233,7 +233,7 @@ def test_person_ablation_trains_both_arms_on_ray(ray_cluster, tiny, tmp_path):
     write_sft_run_root(root)
     cfg = parse_config({"run_root": root, "salt": "t", "synthesis": {"platforms": ["reddit", "blogger", "amazon"]},
                         "sft": {"leakage": {"benchmarks": []}, "split": {"test_fraction": 0.34}},
-                        "train": {"model": tiny, "deepspeed": str(Path(__file__).parent.parent / "configs/deepspeed/zero2.yaml"),
+                        "train": {"model": tiny_model, "deepspeed": str(Path(__file__).parent.parent / "configs/deepspeed/zero2.yaml"),
                                   "wandb": {"mode": "offline"}},
                         "ablation": {"train": {"max_seq_len": 2048, "packing": False, "grad_accum": 2, "lr": 2e-3,
                                                "max_steps": 3, "eval_every": 3, "save_every": 3, "eval_examples": 8}}})
@@ -255,18 +255,22 @@ def test_smollm2_on_vllm_answers_benchmarks_and_the_judge_parses(ray_cluster, sf
     out = str(sft_run["tmp"] / "vllm")
     engine = {"backend": "vllm", "model": "smollm2", "dtype": "float32", "max_model_len": 4096, "batch_size": 16,
               "temperature": 0.7}
+    # Sized to the CPU: two benchmarks of different shapes (3 and 2 options), two items each, for both
+    # scoring methods; three in-domain tasks, one example each: item selection (no judge), a social QA
+    # and a writing task, whose two judge verdicts go through the structured-output regex.
+    tasks = ["item_selection", "sqa_general", "writing_imitation_type3"]
     cfg = parse_config({"run_root": sft_run["root"], "salt": "t", "evaluate": {
         "output_dir": out, "data_dir": str(shared_data), "benchmarks": ["socialiqa", "bigtom"],
-        "items_per_benchmark": 4, "examples_per_task": 1, "max_new_tokens": 48, "engine": engine, "bootstrap": 100,
-        "models": [{"name": "base", "model": "smollm2"}], "judge": {"model": "smollm2", "max_tokens": 24},
-        "report": False}})
+        "items_per_benchmark": 2, "tasks": tasks, "examples_per_task": 1, "max_new_tokens": 48, "engine": engine,
+        "bootstrap": 100, "models": [{"name": "base", "model": "smollm2"}],
+        "judge": {"model": "smollm2", "max_tokens": 24}, "report": False}})
     summary = run_evaluate(cfg, use_ray=True)
     mcq = RunRoot(out).read_parquet("mcq/base/generate.parquet")
-    assert mcq.num_rows == 8 and all(o.strip() for o in mcq["output"].to_pylist())
+    assert mcq.num_rows == 4 and all(o.strip() for o in mcq["output"].to_pylist())
     ll = RunRoot(out).read_parquet("mcq/base/loglik.parquet")
-    assert ll.num_rows == 8 and all(all(np.isfinite(s)) for s in ll["scores"].to_pylist())
+    assert ll.num_rows == 4 and all(all(np.isfinite(s)) for s in ll["scores"].to_pylist())
     gens = RunRoot(out).read_parquet("generations/base.parquet")
-    assert gens.num_rows > 0 and not any(gens["engine_error"].to_pylist()) and all(gens["output"].to_pylist())
+    assert gens.num_rows == len(tasks) and not any(gens["engine_error"].to_pylist()) and all(gens["output"].to_pylist())
     judge = RunRoot(out).read_parquet("judge.parquet").to_pylist()
-    assert judge and all(r["score"] is not None and 1 <= r["score"] <= 10 for r in judge)
+    assert len(judge) == len(tasks) - 1 and all(r["score"] is not None and 1 <= r["score"] <= 10 for r in judge)
     assert summary["judge_unparsed"] == 0

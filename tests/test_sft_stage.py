@@ -187,6 +187,7 @@ def test_real_benchmarks_and_real_data(shared_data, tmp_path):
     assert any("bench_motivebench" in source for source in stats["leaked_from"]["blogger"])
 
 
+@pytest.mark.slow
 def test_build_sft_on_ray_equals_in_process(ray_cluster, run_root, tmp_path):
     other = str(tmp_path / "ray")
     shutil.copytree(run_root, other)

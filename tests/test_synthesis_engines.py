@@ -14,15 +14,9 @@ import pytest
 from core import schema as S
 from core.layout import RunLayout
 from core.storage import RunRoot
-from llm.local_models import tiny_chat_model
 from synthesis.stage import run as run_synthesis
 from tests.synth_fixtures import write_run_root
 from tests.test_synthesis_vllm import vllm_config
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    return tiny_chat_model(str(tmp_path_factory.mktemp("models") / "tiny"))
 
 
 def _answered_once(root: RunRoot, n: int) -> list[dict]:
@@ -35,6 +29,7 @@ def _answered_once(root: RunRoot, n: int) -> list[dict]:
     return outputs
 
 
+@pytest.mark.slow
 def test_transformers_actor_pool_engine(ray_cluster, tiny_model, tmp_path):
     path = str(tmp_path / "run")
     write_run_root(path)

@@ -16,13 +16,13 @@ import yaml
 from core import schema as S
 from core.layout import RunLayout
 from core.storage import RunRoot
-from llm.local_models import tiny_chat_model
 from ray_jobs.config import parse_config
 from synthesis.prompts import load_spec, structured_output
 from synthesis.stage import run as run_synthesis
 from tests.conftest import REPO
 from tests.synth_fixtures import write_run_root
 
+pytestmark = pytest.mark.slow  # every test here starts Ray and a vLLM engine
 ENGINE_ACTOR = "MapWorker(MapBatches(vLLMEngineStageUDF))"
 
 
@@ -48,11 +48,6 @@ def kill_engine_when_alive(done: threading.Event, killed: list, delay: float = 8
             killed.append(alive[0]["Pid"])
             return
         time.sleep(1.0)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    return tiny_chat_model(str(tmp_path_factory.mktemp("models") / "tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -123,20 +118,25 @@ FAMILIES = {"tags (XML)": ["tag_v1", "tag_v1_comment"], "tags (JSON)": ["tag_v2"
             "scenario": ["long_scenario", "thoughts"], "judge": ["judge_persona", "judge_sqa", "judge_scenario", "judge_stories"]}
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_smollm2_every_family_on_real_posts(ray_cluster, shared_data, tmp_path):
-    """Curate the real samples, then one user per platform through every pass with SmolLM2-135M."""
+def test_smollm2_every_family_on_real_posts(shared_data, ray_cluster, tmp_path):
+    """Curate the real samples, then one user per platform through every pass with SmolLM2-135M.
+
+    Curation runs in-process on the three platforms synthesised (curation on Ray is
+    tests/test_curate_e2e.py's). The synthesis requests are left as they are: a 135M model answers a
+    family well-formed only now and then (2 of 4 social QA, 2 of 6 judge verdicts), and fewer posts or
+    a shorter judge source left social QA and the judge with no well-formed answer."""
     from processing.curate_stage import run as run_curate
 
     data = yaml.safe_load((REPO / "configs" / "real_data.yaml").read_text())
-    for i in data["curate"]["inputs"]:
-        i["path"] = i["path"].replace("../shared/data", str(shared_data))
+    platforms = ["reddit", "blogger", "amazon"]
+    data["curate"]["inputs"] = [{**i, "path": i["path"].replace("../shared/data", str(shared_data))}
+                                for i in data["curate"]["inputs"] if i["format"].split("_")[0] in platforms]
     run_root = str(tmp_path / "real")
-    run_curate(parse_config({**data, "run_root": run_root}), use_ray=True)
+    run_curate(parse_config({**data, "run_root": run_root}), use_ray=False)
     kinds = [k for ks in FAMILIES.values() for k in ks if not k.startswith("judge")]
     cfg = vllm_config(run_root, "smollm2", engine={"max_model_len": 2048, "batch_size": 16}, kinds=kinds,
-                      max_users=1, platforms=["reddit", "blogger", "amazon"],
+                      max_users=1, platforms=platforms,
                       max_posts={"tags": 5, "sqa": 2, "sqa_reason": 0, "scenario": 1, "summary": 2},
                       judge={"exempt_platforms": []})
     stats = run_synthesis(cfg, use_ray=True)

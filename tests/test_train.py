@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm.local_models import tiny_chat_model
 from llm.models import load_tokenizer
 from ray_jobs.config import parse_config
 from sft.stage import run as run_build_sft
@@ -33,11 +32,6 @@ CONVERSATION = [{"role": "user", "content": "Where did Mia go after work?"},
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    return tiny_chat_model(str(tmp_path_factory.mktemp("tiny") / "model"))
-
-
-@pytest.fixture(scope="module")
 def sft_export(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp("sft") / "run")
     write_sft_run_root(root)
@@ -47,15 +41,16 @@ def sft_export(tmp_path_factory) -> str:
     return f"{root}/sft/export"
 
 
-def _train_cfg(tiny: str, data: str, tmp: Path, **over) -> dict:
-    return {"model": tiny, "data": data, "output_dir": str(tmp / "out"), "storage_path": str(tmp / "ckpt"),
+def _train_cfg(tiny_model: str, data: str, tmp: Path, **over) -> dict:
+    return {"model": tiny_model, "data": data, "output_dir": str(tmp / "out"), "storage_path": str(tmp / "ckpt"),
             "name": "run", "max_seq_len": 1024, "grad_accum": 2, "lr": 2e-3, "max_steps": 6, "eval_every": 3,
             "save_every": 3, "eval_examples": 16, "deepspeed": str(REPO / "configs/deepspeed/zero2.yaml"),
             "wandb": {"mode": "offline"}, **over}
 
 
-def test_labels_cover_exactly_the_assistant_tokens(tiny):
-    for name in (tiny, "smollm2"):
+@pytest.mark.slow
+def test_labels_cover_exactly_the_assistant_tokens(tiny_model):
+    for name in (tiny_model, "smollm2"):
         tok = load_tokenizer(name)
         enc, truncated = encode(tok, CONVERSATION, 4096)
         assert not truncated
@@ -64,15 +59,16 @@ def test_labels_cover_exactly_the_assistant_tokens(tiny):
         assert tok.decode(labelled) == CONVERSATION[1]["content"] + "<|im_end|>"
         # every labelled token is the input token at the same position
         assert all(label in (IGNORE, i) for i, label in zip(enc.input_ids, enc.labels))
-    tok = load_tokenizer(tiny)  # the tiny template has {% generation %} markers: transformers' own mask agrees
+    tok = load_tokenizer(tiny_model)  # the tiny_model template has {% generation %} markers: transformers' own mask agrees
     ref = tok.apply_chat_template(CONVERSATION, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     enc, _ = encode(tok, CONVERSATION, 4096)
     assert enc.input_ids == list(ref["input_ids"])
     assert [int(label != IGNORE) for label in enc.labels] == list(ref["assistant_masks"])
 
 
-def test_truncation_never_leaves_an_all_masked_target(tiny):
-    tok = load_tokenizer(tiny)
+@pytest.mark.slow
+def test_truncation_never_leaves_an_all_masked_target(tiny_model):
+    tok = load_tokenizer(tiny_model)
     long_prompt = [{"role": "user", "content": "word " * 400}, CONVERSATION[1]]
     examples, stats = encode_all(tok, [CONVERSATION, long_prompt], max_len=64)
     assert stats.dropped_no_target == 1 and stats.truncated == 1 and stats.kept == 1
@@ -81,8 +77,9 @@ def test_truncation_never_leaves_an_all_masked_target(tiny):
     assert truncated and cut.labels[-1] != IGNORE and len(cut.input_ids) == 40
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", ["sdpa", "packed_sdpa"])
-def test_packing_restarts_positions_and_blocks_attention_across_examples(tiny, attention):
+def test_packing_restarts_positions_and_blocks_attention_across_examples(tiny_model, attention):
     """Packed logits equal each example run alone: sdpa's block-causal mask from the position ids, and
     packed_sdpa (sdpa per example, what CPU training uses)."""
     from transformers import AutoModelForCausalLM
@@ -91,15 +88,15 @@ def test_packing_restarts_positions_and_blocks_attention_across_examples(tiny, a
 
     register()
 
-    tok = load_tokenizer(tiny)
+    tok = load_tokenizer(tiny_model)
     convs = [[{"role": "user", "content": f"question {i} " * (3 + i)},
               {"role": "assistant", "content": f"answer {i} " * (2 + 2 * i)}] for i in range(5)]
     examples, _ = encode_all(tok, convs, 512)
     packs = pack([len(e.input_ids) for e in examples], capacity=200)
     assert sorted(i for p in packs for i in p.members) == list(range(5))
     assert all(p.length <= 200 for p in packs)
-    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32, attn_implementation=attention).eval()
-    alone_model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32, attn_implementation="sdpa").eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32, attn_implementation=attention).eval()
+    alone_model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32, attn_implementation="sdpa").eval()
     for p in packs:
         batch = packed_batch(examples, p.members)
         starts = [0]
@@ -139,11 +136,12 @@ def _metrics(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(line[-1][len("METRICS "):])
 
 
-def test_loop_without_ray_resumes_after_a_hard_exit(tiny, sft_export, tmp_path):
-    full = _metrics(_run_loop(_train_cfg(tiny, sft_export, tmp_path / "a")))
-    first = _run_loop(_train_cfg(tiny, sft_export, tmp_path / "b", exit_at_step=3))
+@pytest.mark.slow
+def test_loop_without_ray_resumes_after_a_hard_exit(tiny_model, sft_export, tmp_path):
+    full = _metrics(_run_loop(_train_cfg(tiny_model, sft_export, tmp_path / "a")))
+    first = _run_loop(_train_cfg(tiny_model, sft_export, tmp_path / "b", exit_at_step=3))
     assert first.returncode == 1 and "exiting hard after the checkpoint" in first.stderr
-    again = _run_loop(_train_cfg(tiny, sft_export, tmp_path / "b", exit_at_step=3))
+    again = _run_loop(_train_cfg(tiny_model, sft_export, tmp_path / "b", exit_at_step=3))
     assert "resumed from" in again.stderr and "at step 3" in again.stderr
     resumed = _metrics(again)
     assert resumed["step"] == full["step"] == 6
@@ -153,11 +151,12 @@ def test_loop_without_ray_resumes_after_a_hard_exit(tiny, sft_export, tmp_path):
     assert (tuned / "config.json").exists() and (tuned / "tokenizer_config.json").exists()
 
 
-def test_merge_is_the_weighted_average_and_the_export_generates(tiny, tmp_path):
+@pytest.mark.slow
+def test_merge_is_the_weighted_average_and_the_export_generates(tiny_model, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
-    tuned = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    tuned = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     with torch.no_grad():
         for p in tuned.parameters():
             p.add_(torch.randn_like(p))
@@ -172,8 +171,8 @@ def test_merge_is_the_weighted_average_and_the_export_generates(tiny, tmp_path):
     tuned_dir = tmp_path / "tuned"
     del tuned._buffers["step_count"]  # an export holds the model's own tensors only
     tuned.save_pretrained(tuned_dir)
-    AutoTokenizer.from_pretrained(tiny).save_pretrained(tuned_dir)
-    out = merge_models(str(tuned_dir), tiny, str(tmp_path / "merged"))
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(tuned_dir)
+    out = merge_models(str(tuned_dir), tiny_model, str(tmp_path / "merged"))
     reloaded = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     torch.testing.assert_close(reloaded.state_dict()[name],
                                0.5 * tuned.state_dict()[name] + 0.5 * base.state_dict()[name])
@@ -183,25 +182,25 @@ def test_merge_is_the_weighted_average_and_the_export_generates(tiny, tmp_path):
     assert new.shape[1] == ids["input_ids"].shape[1] + 5
 
 
-def _ray_cfg(tiny: str, data: str, tmp: Path, name: str, **over):
-    train = _train_cfg(tiny, data, tmp, **{"name": name, "num_workers": 2, "storage_path": str(tmp / "ray"),
+def _ray_cfg(tiny_model: str, data: str, tmp: Path, name: str, **over):
+    train = _train_cfg(tiny_model, data, tmp, **{"name": name, "num_workers": 2, "storage_path": str(tmp / "ray"),
                                            "output_dir": str(tmp / name), **over})
     return parse_config({"run_root": str(tmp), "salt": "t", "train": train})
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("zero", ["zero2", "zero3"])
-def test_ray_train_deepspeed_two_workers(ray_cluster, tiny, sft_export, tmp_path, zero):
+def test_ray_train_deepspeed_two_workers(ray_cluster, tiny_model, sft_export, tmp_path, zero):
     from train.launcher import run_training
 
     ds = str(REPO / f"configs/deepspeed/{zero}.yaml")
-    m = run_training(_ray_cfg(tiny, sft_export, tmp_path, "a", deepspeed=ds))
+    m = run_training(_ray_cfg(tiny_model, sft_export, tmp_path, "a", deepspeed=ds))
     assert m["step"] == 6 and torch.isfinite(torch.tensor(m["loss"]))
     history = _wandb_history(tmp_path / "a")
     steps = [h for h in history if "loss" in h]
     assert len(steps) == 6 and steps[-1]["loss"] < steps[0]["loss"]
     assert history[0]["step"] == 0 and history[-1]["eval_loss"] < history[0]["eval_loss"]  # held-out loss falls
-    again = run_training(_ray_cfg(tiny, sft_export, tmp_path, "b", deepspeed=ds))
+    again = run_training(_ray_cfg(tiny_model, sft_export, tmp_path, "b", deepspeed=ds))
     assert [h.get("loss") for h in _wandb_history(tmp_path / "b")] == [h.get("loss") for h in history]  # same seed
     assert again["loss"] == m["loss"]
     from transformers import AutoModelForCausalLM
@@ -220,18 +219,18 @@ def _wandb_history(out: Path, attempts: int = 1) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_ray_train_killed_run_resumes_by_name(ray_cluster, tiny, sft_export, tmp_path):
+def test_ray_train_killed_run_resumes_by_name(ray_cluster, tiny_model, sft_export, tmp_path):
     from train.launcher import run_training
 
-    full = run_training(_ray_cfg(tiny, sft_export, tmp_path, "full"))
+    full = run_training(_ray_cfg(tiny_model, sft_export, tmp_path, "full"))
     with pytest.raises(Exception, match="Training failed due to worker errors"):  # the first attempt exits after step 3
-        run_training(_ray_cfg(tiny, sft_export, tmp_path, "killed", exit_at_step=3))
-    resumed = run_training(_ray_cfg(tiny, sft_export, tmp_path, "killed", exit_at_step=3))
+        run_training(_ray_cfg(tiny_model, sft_export, tmp_path, "killed", exit_at_step=3))
+    resumed = run_training(_ray_cfg(tiny_model, sft_export, tmp_path, "killed", exit_at_step=3))
     assert resumed["step"] == 6 and resumed["loss"] == pytest.approx(full["loss"], rel=1e-6)
     steps = [h["step"] for h in _wandb_history(tmp_path / "killed", attempts=2)]
     assert steps == [0, 1, 2, 3, 4, 5, 6]  # the same W&B run id, continued after step 3
     with pytest.raises(Exception, match="cannot be resharded"):
-        run_training(_ray_cfg(tiny, sft_export, tmp_path, "killed", num_workers=1, max_steps=9))
+        run_training(_ray_cfg(tiny_model, sft_export, tmp_path, "killed", num_workers=1, max_steps=9))
 
 
 @pytest.mark.slow

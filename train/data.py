@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from core.storage import RunRoot, expand_glob, open_input
+from core.storage import expand_glob, open_input, RunRoot
 
 
 def load_conversations(data: str, split: str, limit: int | None = None) -> list[list[dict]]:

@@ -22,17 +22,7 @@ from llm.models import load_tokenizer
 from train.checkpoints import Checkpointer, checkpointer_for
 from train.data import load_conversations
 from train.models import load_model, save_model
-from train.sequences import (
-    Encoded,
-    EncodeStats,
-    Pack,
-    encode_all,
-    epoch_order,
-    micro_batches,
-    packed_batch,
-    packing_efficiency,
-    padded_batch,
-)
+from train.sequences import encode_all, Encoded, EncodeStats, epoch_order, micro_batches, Pack, packed_batch, packing_efficiency, padded_batch
 from train.settings import TrainConfig
 from train.tracking import init_tracking
 

@@ -40,7 +40,7 @@ def load_model(cfg: TrainConfig, device: torch.device):
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if cfg.lora.enabled:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model, LoraConfig
 
         model = get_peft_model(model, LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                                                  target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM"))

@@ -5,16 +5,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from evaluation.benchmarks import (
-    bigtom,
-    emobench,
-    hitom,
-    motivebench,
-    opentom,
-    socialiqa,
-    tombench,
-    tomi,
-)
+from evaluation.benchmarks import bigtom, emobench, hitom, motivebench, opentom, socialiqa, tombench, tomi
 from evaluation.items import MCQItem
 
 log = logging.getLogger(__name__)

@@ -17,18 +17,7 @@ from functools import lru_cache
 from typing import Iterable
 
 from processing.pii.addresses import find_addresses
-from processing.pii.detectors import (
-    Span,
-    find_cards,
-    find_emails,
-    find_handles,
-    find_ibans,
-    find_ids,
-    find_ips,
-    find_phones,
-    find_secrets,
-    number_runs,
-)
+from processing.pii.detectors import find_cards, find_emails, find_handles, find_ibans, find_ids, find_ips, find_phones, find_secrets, number_runs, Span
 
 # Most specific first: the order breaks ties between spans of equal length.
 KINDS: tuple[str, ...] = ("secret", "iban", "card", "ssn", "national_id", "email", "ip", "phone",

@@ -12,26 +12,7 @@ from itertools import compress
 from typing import NamedTuple
 
 import phonenumbers
-from detect_secrets.plugins import (
-    aws,
-    azure_storage_key,
-    basic_auth,
-    discord,
-    github_token,
-    gitlab_token,
-    jwt,
-    mailchimp,
-    npm,
-    openai,
-    private_key,
-    pypi_token,
-    sendgrid,
-    slack,
-    square_oauth,
-    stripe,
-    telegram_token,
-    twilio,
-)
+from detect_secrets.plugins import aws, azure_storage_key, basic_auth, discord, github_token, gitlab_token, jwt, mailchimp, npm, openai, private_key, pypi_token, sendgrid, slack, square_oauth, stripe, telegram_token, twilio
 from stdnum import iban, luhn
 from stdnum.de import idnr
 from stdnum.fi import hetu

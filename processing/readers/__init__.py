@@ -9,16 +9,10 @@ from core import schema as S
 from core.config import StorageConfig
 from core.storage import open_input, resolve
 from processing.readers.amazon import read_amazon_meta, read_amazon_reviews
-from processing.readers.base import ReadContext, Record, decompressed
+from processing.readers.base import decompressed, ReadContext, Record
 from processing.readers.blogger import read_blogger
 from processing.readers.reddit import read_reddit
-from processing.readers.twitter import (
-    read_sentiment140,
-    read_twitter100m_tweets,
-    read_twitter100m_users,
-    read_twitter_v1,
-    read_twitter_v2,
-)
+from processing.readers.twitter import read_sentiment140, read_twitter100m_tweets, read_twitter100m_users, read_twitter_v1, read_twitter_v2
 
 Reader = Callable[[BinaryIO, ReadContext], Iterator[Record]]
 

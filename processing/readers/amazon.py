@@ -6,17 +6,7 @@ import json
 from typing import BinaryIO, Iterator
 
 from core import schema as S
-from processing.readers.base import (
-    Item,
-    ReadContext,
-    Record,
-    epoch_us,
-    get_num,
-    get_str,
-    json_meta,
-    json_records,
-    make_event,
-)
+from processing.readers.base import epoch_us, get_num, get_str, Item, json_meta, json_records, make_event, ReadContext, Record
 
 
 def _review(ctx: ReadContext, row: int, obj: dict) -> Record:

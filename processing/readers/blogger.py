@@ -9,15 +9,7 @@ import re
 from typing import BinaryIO, Iterator
 
 from core import schema as S
-from processing.readers.base import (
-    FieldError,
-    Profile,
-    ReadContext,
-    Record,
-    json_meta,
-    make_event,
-    parse_time_us,
-)
+from processing.readers.base import FieldError, json_meta, make_event, parse_time_us, Profile, ReadContext, Record
 
 NAME_RE = re.compile(r"^(?P<id>\d+)\.(?P<gender>male|female)\.(?P<age>\d+)\.(?P<industry>[^.]+)\.(?P<sign>[^.]+)\.xml$", re.I)
 TAG_RE = re.compile(r"<(/?)(date|post)\s*>", re.I)

@@ -5,16 +5,7 @@ import re
 from typing import BinaryIO, Iterator
 
 from core import schema as S
-from processing.readers.base import (
-    ReadContext,
-    Record,
-    epoch_us,
-    get_num,
-    get_str,
-    json_meta,
-    json_records,
-    make_event,
-)
+from processing.readers.base import epoch_us, get_num, get_str, json_meta, json_records, make_event, ReadContext, Record
 
 REMOVED_RE = re.compile(r"^\s*(\[removed\]|\[deleted\]|\[deleted by user\]|this (post|comment|submission) has been (removed|deleted)\b.*)\s*$",
                         re.I | re.S)

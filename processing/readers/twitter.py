@@ -13,21 +13,7 @@ from typing import Any, BinaryIO, Iterator
 import pyarrow.parquet as pq
 
 from core import schema as S
-from processing.readers.base import (
-    FieldError,
-    Profile,
-    ReadContext,
-    Record,
-    TooLarge,
-    get_num,
-    get_str,
-    guarded,
-    iter_json_lines,
-    iter_lines,
-    json_meta,
-    make_event,
-    parse_time_us,
-)
+from processing.readers.base import FieldError, get_num, get_str, guarded, iter_json_lines, iter_lines, json_meta, make_event, parse_time_us, Profile, ReadContext, Record, TooLarge
 
 V1_TIME = ("%a %b %d %H:%M:%S %z %Y",)
 S140_TIME = ("%a %b %d %H:%M:%S UTC %Y", "%a %b %d %H:%M:%S %Z %Y")
