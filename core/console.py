@@ -19,13 +19,13 @@ import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, IO, Iterator, Protocol
+from typing import IO, Callable, Iterator, Protocol
 
 log = logging.getLogger("humanllm")
 
 # Top-level packages whose log records are the pipeline's story (shown on the terminal).
 PROJECT = ("humanllm", "core", "llm", "processing", "synthesis", "sft", "train", "evaluation", "ray_jobs", "__main__")
-LOG_FILE = "driver.log"
+LOG_FILE = RunLayout.DRIVER_LOG
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 NON_TTY_INTERVAL_S = 30.0  # a progress line at most this often where the terminal is a file or a pipe
 

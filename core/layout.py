@@ -57,6 +57,7 @@ class RunLayout:
     # ---- shared -------------------------------------------------------------------------------
     MARKERS = "_markers"
     LOGS = "logs"
+    DRIVER_LOG = "driver.log"  # in the logs folder: the driver's library, Ray, engine and DeepSpeed output
 
     @classmethod
     def markers(cls, stage: str, shard: str | None = None) -> str:
