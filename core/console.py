@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Callable, Iterator, Protocol
 
+from core.layout import RunLayout
+
 log = logging.getLogger("humanllm")
 
 # Top-level packages whose log records are the pipeline's story (shown on the terminal).
