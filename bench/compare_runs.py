@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 log = logging.getLogger("compare_runs")
 # Keys whose values are measurements of the run, not its output.
 VOLATILE = {"seconds", "wall_seconds", "peak_rss_mb", "train_seconds", "tokens_per_second", "elapsed", "timestamp",
-            "_runtime", "_timestamp", "mfu", "step_seconds"}
+            "_runtime", "_timestamp", "mfu", "step_seconds", "tokens_per_s", "completion_tokens_per_s"}
 
 
 SHARD_HASH = re.compile(r"-[0-9a-f]{8}(?=[./]|$)")  # curate's shard ids end in a hash of the input's URI
