@@ -53,7 +53,7 @@ def test_a_stage_on_ray_prints_its_story_and_nothing_of_rays(tiny):
     # The summary row: rows read in, events kept out, where they are.
     row = next(line for line in lines if line.startswith("curate "))
     _, _, rows_in, rows_out, *where = row.split()
-    assert int(rows_in) > int(rows_out) > 0 and where[0] == f"{run_root}/events/"
+    assert int(rows_in) > int(rows_out) > 0 and where[0] == f"{run_root}/events"
     # Ray's own lines and the workers' log lines went to the run's log file.
     log = (run_root / "logs" / "driver.log").read_text()
     assert "Started a local Ray instance" in log
