@@ -108,7 +108,8 @@ def _train_rows(layout: RunLayout, s: dict) -> tuple:
 
 
 def _evaluate_rows(layout: RunLayout, s: dict) -> tuple:
-    items = _sum(s.get("benchmarks", {}).values()) + s.get("in_domain_examples", 0)
+    scored = (b.get("scored", 0) for b in s.get("benchmarks", {}).values())  # {"skipped": why} scores none
+    items = _sum(scored) + s.get("in_domain_examples", 0)
     return items, None, [layout.eval_root.uri_of(layout.EVAL_REPORT)]
 
 

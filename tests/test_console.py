@@ -101,3 +101,21 @@ def test_summary_table_and_progress_lines():
     assert line.startswith("tags pass, round 1: 50/200 requests (25%), ") and "requests/s" in line and "ETA" in line
     bar.t0 -= 3600  # an hour for 50 requests: the speed reads as time per request
     assert ", 1m12s/request, 1h00m, ETA 3h00m" in bar.line()
+
+
+def test_summary_rows_of_every_stage_read_their_stats(tmp_path):
+    """Each stage's summary row reads the stats that stage returns (an evaluation summary names skipped
+    benchmarks with a reason and scored ones with counts)."""
+    from core.layout import RunLayout
+    from ray_jobs.common import STAGES
+
+    layout = RunLayout(str(tmp_path))
+    evaluation = {"benchmarks": {"tomi": {"loaded": 5994, "in_langs": 5994, "scored": 8},
+                                 "hitom": {"skipped": "no folder"}}, "in_domain_examples": 12}
+    assert STAGES["evaluation.stage"][1](layout, evaluation) == (20, None, [f"{tmp_path}/eval/report.html"])
+    curate = {"platforms": {"reddit": {"read": 10, "kept": 4}, "amazon": {"read": 5, "kept": 1}}}
+    assert STAGES["processing.curate_stage"][1](layout, curate)[:2] == (15, 5)
+    synthesis = {"kinds": {"persona": {"requests": 3, "accepted": 2}, "tag_v1": {"requests": 4}}}
+    assert STAGES["synthesis.stage"][1](layout, synthesis)[:2] == (7, 2)
+    assert STAGES["sft.stage"][1](layout, {"splits": {"train": {"examples": 9}, "test": {"examples": 1}}})[1] == 10
+    assert STAGES["ray_jobs.train"][1](layout, {})[2] == [f"{tmp_path}/model/tuned", f"{tmp_path}/model/merged"]
