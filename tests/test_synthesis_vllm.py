@@ -23,7 +23,7 @@ from tests.conftest import REPO
 from tests.synth_fixtures import write_run_root
 
 pytestmark = pytest.mark.slow  # every test here starts Ray and a vLLM engine
-ENGINE_ACTOR = "MapWorker(MapBatches(vLLMEngineStageUDF))"
+ENGINE_ACTOR = "ServeReplica:humanllm-synthesize-"  # the stage's engine (llm.serving), one Serve replica
 
 
 def vllm_config(run_root: str, model: str, engine: dict | None = None, **synthesis) -> object:
@@ -35,13 +35,14 @@ def vllm_config(run_root: str, model: str, engine: dict | None = None, **synthes
 
 
 def kill_engine_when_alive(done: threading.Event, killed: list, delay: float = 8.0) -> None:
-    """SIGKILL the vLLM engine actor (a process this test's cluster started) once, `delay` s after it is up."""
+    """SIGKILL the vLLM engine's Serve replica (a process this test's cluster started) once, `delay` s after
+    it is up."""
     import ray
 
     while not done.is_set():
         # the GCS actor table (the state API needs the dashboard, which test clusters leave out)
         alive = [a for a in ray._private.state.actors().values()
-                 if a["ActorClassName"] == ENGINE_ACTOR and a["State"] == "ALIVE" and a.get("Pid")]
+                 if a["ActorClassName"].startswith(ENGINE_ACTOR) and a["State"] == "ALIVE" and a.get("Pid")]
         if alive:
             time.sleep(delay)
             os.kill(alive[0]["Pid"], signal.SIGKILL)
