@@ -10,7 +10,7 @@ storage, the model folder, the evaluation and ablation folders), which are URIs.
     stats.json   _markers/<stage>/   _work/curate/            (curate)
     synth/outputs/  synth/stats.json  annotations/<pass>/  judgements/  failures/<pass>/   (synthesize)
     sft/train/  sft/test/  sft/rejects/  sft/export/*.jsonl  sft/stats.json  sft/README.md   (build-sft)
-    train/<name>/ (checkpoints)   model/tuned  model/merged  model/metrics.jsonl            (train)
+    train/<name>/ (checkpoints)   model/tuned  model/merged  model/metrics.jsonl  model/wandb (train)
     eval/ (items, mcq/, generations/, judge, in_domain, summary.json, report.html, figures/)  (evaluate)
     ablation_person/   logs/
 """
@@ -218,6 +218,7 @@ class RunLayout:
     TUNED = "tuned"
     MERGED = "merged"
     TRAIN_METRICS = "metrics.jsonl"
+    TRAIN_WANDB = "wandb"  # the W&B run files, uploaded at the end of a run when the model folder is on S3
 
     def tuned_model(self) -> str:
         return posixpath.join(self.model_dir(), self.TUNED)

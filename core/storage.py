@@ -161,6 +161,18 @@ class RunRoot:
             if os.path.exists(local_path):
                 os.remove(local_path)
 
+    def put_dir(self, local_dir: str, rel: str) -> None:
+        """Copy a finished local folder to `rel` (uploaded on S3; on a local root it appears whole, by a
+        rename). The local folder is left in place."""
+        final = self.path(rel)
+        if isinstance(self.fs, pafs.S3FileSystem):
+            pafs.copy_files(local_dir, final, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs)
+            return
+        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+        shutil.copytree(local_dir, tmp)
+        self.delete(rel)
+        os.replace(tmp, final)
+
     def read_bytes(self, rel: str) -> bytes:
         with self.fs.open_input_stream(self.path(rel)) as f:
             return f.read()

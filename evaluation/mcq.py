@@ -141,13 +141,15 @@ class LoglikScorer:
     """Length-normalised log-likelihood of each option with a transformers causal LM (an actor of a Ray
     Data pool, or called in-process). The prompt runs once; the options continue from its KV cache."""
 
-    def __init__(self, model: str, model_name: str, max_context_tokens: int = 2048, dtype: str = "auto"):
+    def __init__(self, model: str, model_name: str, max_context_tokens: int = 2048, dtype: str = "auto",
+                 storage: dict | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from core.config import StorageConfig
         from llm.models import resolve_model, torch_dtype
 
-        path = resolve_model(model)
+        path = resolve_model(model, StorageConfig.model_validate(storage or {}))  # on this actor's node
         self.torch, self.name, self.max_context = torch, model_name, max_context_tokens
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tok = AutoTokenizer.from_pretrained(path)

@@ -34,7 +34,6 @@ from evaluation.benchmarks import BENCHMARKS, load_benchmark
 from evaluation.items import items_from_table, items_table, MCQItem
 from llm.engines import answer_row, generate, local_engine
 from llm.ids import seed_for, stable_id
-from llm.models import resolve_model
 from llm.render import renderer_for
 from llm.serving import engine_key, EngineSet
 from llm.settings import EngineConfig
@@ -173,8 +172,8 @@ def generation_step(cfg: PipelineConfig, name: str, engine: EngineConfig, items:
 def loglik_step(cfg: PipelineConfig, name: str, engine: EngineConfig, items: list[MCQItem], use_ray: bool) -> pa.Table:
     """Option log-likelihoods with transformers (an actor pool on Ray)."""
     ev = cfg.evaluate
-    kwargs = {"model": resolve_model(engine.model), "model_name": name, "max_context_tokens": ev.max_context_tokens,
-              "dtype": engine.dtype}
+    kwargs = {"model": engine.model, "model_name": name, "max_context_tokens": ev.max_context_tokens,
+              "dtype": engine.dtype, "storage": cfg.storage.model_dump(mode="json")}
     if not use_ray:
         return M.LoglikScorer(**kwargs)(items_table(items)).sort_by(S.ITEM_ID)
     import ray.data
@@ -305,7 +304,7 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     log.info("evaluate: %d benchmark items, %d in-domain test examples, models %s", len(items), len(examples),
              ", ".join(engines))
     judge_on = ev.judge.enabled and any(e[S.TASK] != D.ITEM_SELECTION for e in examples)
-    with EngineSet("evaluate") as served:
+    with EngineSet("evaluate", cfg.storage) as served:
         # The judge's model goes last, so its engine (started for its own answers) also judges.
         judge_key = engine_key(judge_engine(cfg, layout)) if judge_on else None
         for name in sorted(engines, key=lambda n: engine_key(engines[n]) == judge_key):

@@ -3,13 +3,20 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from core.config import StorageConfig
 
-def resolve_model(name: str) -> str:
-    """`smollm2` -> the converted SmolLM2-135M-Instruct folder; anything else unchanged."""
+
+def resolve_model(name: str, storage: StorageConfig | None = None) -> str:
+    """`smollm2` -> the converted SmolLM2-135M-Instruct folder; `s3://...` -> this node's cached copy
+    (`llm.model_cache`, through `storage`); anything else (a folder, a hub id) unchanged."""
     if name == "smollm2":
         from llm.local_models import smollm2_dir
 
         return smollm2_dir()
+    if name.startswith("s3://"):
+        from llm.model_cache import local_copy
+
+        return local_copy(name, storage)
     return name
 
 

@@ -15,6 +15,8 @@ import logging
 import time
 from typing import Any
 
+from core.config import StorageConfig
+from core.console import reclaim_root
 from llm.ids import stable_id
 from llm.models import resolve_model
 from llm.settings import EngineConfig
@@ -51,20 +53,26 @@ def engine_kwargs(cfg: EngineConfig) -> dict[str, Any]:
     return {**kwargs, **cfg.engine_kwargs}
 
 
-def llm_config(cfg: EngineConfig):
-    """The Ray Serve LLM config of one engine: `concurrency` replicas of the model."""
+def llm_config(cfg: EngineConfig, storage: StorageConfig | None = None):
+    """The Ray Serve LLM config of one engine: `concurrency` replicas of the model. An s3:// model is
+    fetched by Ray Serve LLM on each replica's node (through `storage`'s endpoint)."""
     import os
 
     from ray.serve.llm import LLMConfig, ModelLoadingConfig
 
     env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"), **cfg.env}
+    source: Any = resolve_model(cfg.model)
+    if cfg.model.startswith("s3://"):
+        source = {"bucket_uri": cfg.model}
+        if storage is not None and storage.endpoint_url:
+            env.setdefault("AWS_ENDPOINT_URL_S3", storage.endpoint_url)
     extra: dict[str, Any] = {}
     if cfg.use_gpu:
         extra["accelerator_type"] = cfg.accelerator_type
     else:  # the vLLM CPU build: one CPU bundle per engine
         extra["placement_group_config"] = {"bundles": [{"CPU": 1, "GPU": 0}], "strategy": "PACK"}
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    return LLMConfig(model_loading_config=ModelLoadingConfig(model_id=MODEL_ID, model_source=resolve_model(cfg.model)),
+    return LLMConfig(model_loading_config=ModelLoadingConfig(model_id=MODEL_ID, model_source=source),
                      deployment_config={"num_replicas": cfg.concurrency}, engine_kwargs=engine_kwargs(cfg),
                      runtime_env={"env_vars": env}, **extra)
 
@@ -91,8 +99,8 @@ class EngineSet:
     """The engines of one stage. `app(cfg)` returns the Serve application serving `cfg` (started on first
     use, stopping any other); `close()` (or leaving the `with` block) deletes what is left."""
 
-    def __init__(self, stage: str):
-        self.stage = stage
+    def __init__(self, stage: str, storage: StorageConfig | None = None):
+        self.stage, self.storage = stage, storage
         self.live: dict[str, str] = {}  # engine key -> application name
         self.starts = 0
 
@@ -115,8 +123,9 @@ class EngineSet:
         name = f"{APP_PREFIX}{self.stage}-{key[:8]}-{_job_id()}"
         log.info("starting the %s engine for %s (%s)", cfg.model, self.stage, name)
         t0 = time.perf_counter()
-        app = build_llm_deployment(llm_config(cfg), override_serve_options={"name": DEPLOYMENT})
+        app = build_llm_deployment(llm_config(cfg, self.storage), override_serve_options={"name": DEPLOYMENT})
         serve.run(app, name=name, route_prefix=None)
+        reclaim_root()  # Serve configures the driver's root logger: the console keeps its own handlers
         self.live[key], self.starts = name, self.starts + 1
         log.info("engine %s up in %.0f s", name, time.perf_counter() - t0)
         return name

@@ -156,7 +156,7 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     StageMarkers(root, "synthesize").check_config(fingerprint(cfg.synthesis.model_dump(mode="json")))
     users = select_users(layout, cfg, shards)
     stats: dict = {"passes": {}}
-    with EngineSet("synthesize") as engines:
+    with EngineSet("synthesize", cfg.storage) as engines:
         for p in PASSES:
             log.info("synthesis: %s pass over %d shards", p, len(shards))
             stats["passes"][p] = run_pass(cfg, layout, p, shards, users, engines if use_ray else None)

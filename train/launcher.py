@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from core.layout import RunLayout
+from core.storage import resolve
 from train.settings import TrainConfig
 
 if TYPE_CHECKING:  # the composed config imports every stage's settings
@@ -40,16 +41,19 @@ def run_training(cfg: PipelineConfig, layout: RunLayout | None = None) -> dict:
 
     layout = layout or cfg.layout()
     t = resolved(cfg, layout)
+    # Ray Train writes checkpoints through this filesystem: an s3:// storage path reaches the configured
+    # endpoint (MinIO, an on-premises store), not AWS's default one.
+    storage_fs, storage_path = resolve(t.storage_path, cfg.storage)
     env = {"DS_ACCELERATOR": "cpu"} if not t.use_gpu else {}
     if t.wandb.mode:
         env["WANDB_MODE"] = t.wandb.mode
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"train": t.model_dump(mode="json")},
+        train_loop_config={"train": t.model_dump(mode="json"), "storage": cfg.storage.model_dump(mode="json")},
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
                                      resources_per_worker=dict(t.resources_per_worker)),
         torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
-        run_config=RunConfig(name=t.name, storage_path=t.storage_path,
+        run_config=RunConfig(name=t.name, storage_path=storage_path, storage_filesystem=storage_fs,
                              checkpoint_config=CheckpointConfig(num_to_keep=t.num_to_keep),
                              failure_config=FailureConfig(max_failures=t.max_failures),
                              worker_runtime_env={"env_vars": env}),
@@ -84,11 +88,11 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     if restart:
         layout.at(layout.train_storage()).delete(cfg.train.name)
         models = layout.at(layout.model_dir())
-        for name in (layout.TUNED, layout.MERGED, layout.TRAIN_METRICS):
+        for name in (layout.TUNED, layout.MERGED, layout.TRAIN_METRICS, layout.TRAIN_WANDB):
             models.delete(name)
     metrics = run_training(cfg, layout)
     t = resolved(cfg, layout)
     merge = ray.remote(merge_models).options(**ray_resources(t.merge_resources))
-    ray.get(merge.remote(metrics["tuned"], t.model, layout.merged_model(), tuple(t.merge_weights)))
+    ray.get(merge.remote(metrics["tuned"], t.model, layout.merged_model(), tuple(t.merge_weights), cfg.storage))
     metrics["merged"] = layout.merged_model()
     return metrics

@@ -18,6 +18,7 @@ from dataclasses import asdict
 
 import torch
 
+from core.config import StorageConfig
 from llm.models import load_tokenizer
 from train.checkpoints import Checkpointer, checkpointer_for
 from train.data import load_conversations
@@ -82,8 +83,8 @@ class Trainer:
     (save_checkpoint) keeps the engine and `state`, so a rerun resumes at the next micro-batch.
     """
 
-    def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: TrainConfig, storage: StorageConfig | None = None):
+        self.cfg, self.storage = cfg, storage or StorageConfig()
         self._order: tuple[int, list[int]] = (-1, [])  # (epoch, this rank's micro-batch order in it)
         self._clock = 0.0  # when the current step's time started
 
@@ -103,7 +104,7 @@ class Trainer:
         self.checkpointer: Checkpointer = checkpointer_for(cfg, self.rank)
         self.state = {"step": 0, "micro": 0, "world_size": self.world, "wandb_id": None}
         self.resumed = self.checkpointer.restore(self.engine, self.state, self.world)
-        self.tracker = init_tracking(cfg, self.rank, self.state, extra={
+        self.tracker = init_tracking(cfg, self.storage, self.rank, self.state, extra={
             "n_params": self.n_params, "world_size": self.world, "total_steps": self.total_steps,
             "packing_efficiency": eff, **asdict(enc_stats)})
         if self.rank == 0:
@@ -116,8 +117,8 @@ class Trainer:
         """Encode the conversations into training micro-batches and this rank's held-out batches; size
         an epoch and the run. Returns the encoding stats and the packing efficiency."""
         cfg, world = self.cfg, self.world
-        train_conv = load_conversations(cfg.data, "train", cfg.max_examples)
-        test_conv = load_conversations(cfg.data, "test", cfg.eval_examples) if cfg.eval_examples != 0 else []
+        train_conv = load_conversations(cfg.data, "train", cfg.max_examples, self.storage)
+        test_conv = load_conversations(cfg.data, "test", cfg.eval_examples, self.storage) if cfg.eval_examples != 0 else []
         self.train_ex, enc_stats = encode_all(self.tokenizer, train_conv, cfg.max_seq_len)
         test_ex, _ = encode_all(self.tokenizer, test_conv, cfg.max_seq_len)
         self.batches = micro_batches(self.train_ex, cfg.packing, cfg.max_seq_len, cfg.micro_batch_size)
@@ -174,7 +175,7 @@ class Trainer:
                 self.save_checkpoint(metrics)
             elif "eval_loss" in metrics:
                 self.checkpointer.report(metrics)
-        save_model(self.engine, self.tokenizer, cfg, self.rank)
+        save_model(self.engine, self.tokenizer, cfg, self.storage, self.rank)
         if self.tracker is not None:
             self.tracker.finish(metrics)
         return metrics
@@ -256,7 +257,8 @@ class Trainer:
 
 def train_loop(config: dict) -> dict:
     """What Ray Train runs on every worker (or one process without Ray): train per `config["train"]`
-    (TrainConfig fields; `data`, `output_dir` and `storage_path` resolved). Returns the final metrics on every rank."""
-    trainer = Trainer(TrainConfig.model_validate(config["train"]))
+    (TrainConfig fields; `data`, `output_dir` and `storage_path` resolved) with `config["storage"]` (where
+    S3 lives). Returns the final metrics on every rank."""
+    trainer = Trainer(TrainConfig.model_validate(config["train"]), StorageConfig.model_validate(config.get("storage") or {}))
     trainer.setup()
     return trainer.fit()

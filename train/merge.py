@@ -14,10 +14,13 @@ import logging
 import os
 import shutil
 import struct
+import tempfile
 from typing import BinaryIO, Iterator
 
 import torch
 
+from core.config import StorageConfig
+from core.storage import RunRoot
 from llm.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -142,25 +145,34 @@ def merge_shard(shard: str, base: _TensorReader, out_path: str, weights: tuple[f
     os.replace(tmp, out_path)
 
 
-def merge_models(tuned_dir: str, base: str, out_dir: str, weights: tuple[float, float] = (0.5, 0.5)) -> str:
+def merge_models(tuned: str, base: str, out_dir: str, weights: tuple[float, float] = (0.5, 0.5),
+                 storage: StorageConfig | None = None) -> str:
     """Write the merged model (weights streamed shard by shard; config, tokenizer and chat template
-    from the tuned model) to out_dir and return it."""
+    from the tuned model) to out_dir and return it. Models on S3 are read from this node's cached copy;
+    an s3:// out_dir is written to a local temporary folder and uploaded."""
     _check_weights(weights)
-    base_reader = _TensorReader(resolve_model(base))
+    tuned_dir = resolve_model(tuned, storage)
+    base_reader = _TensorReader(resolve_model(base, storage))
     shards = shard_files(tuned_dir)
     tuned_names: set[str] = set()
     for path in shards:
         with open(path, "rb") as f:
             tuned_names |= set(_header(f)[0])
     _check_names(tuned_names, base_reader.names())
-    os.makedirs(out_dir, exist_ok=True)
+    remote = "://" in out_dir
+    target = tempfile.mkdtemp(prefix="humanllm-merge-") if remote else out_dir
+    os.makedirs(target, exist_ok=True)
     for path in shards:
-        merge_shard(path, base_reader, os.path.join(out_dir, os.path.basename(path)), weights)
+        merge_shard(path, base_reader, os.path.join(target, os.path.basename(path)), weights)
     weights_files = {os.path.basename(p) for p in shards}
     for name in os.listdir(tuned_dir):  # config, generation config, index, tokenizer, chat template
         src = os.path.join(tuned_dir, name)
         if name not in weights_files and os.path.isfile(src):
-            shutil.copyfile(src, os.path.join(out_dir, name))
-    log.info("merged %s and %s with weights %s into %s (%d shards, streamed)", tuned_dir, base, weights,
+            shutil.copyfile(src, os.path.join(target, name))
+    if remote:
+        parent, name = out_dir.rstrip("/").rsplit("/", 1)
+        RunRoot(parent, storage or StorageConfig()).put_dir(target, name)
+        shutil.rmtree(target, ignore_errors=True)
+    log.info("merged %s and %s with weights %s into %s (%d shards, streamed)", tuned, base, weights,
              out_dir, len(shards))
     return out_dir

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
+import shutil
+import tempfile
 
 import torch
 
+from core.config import StorageConfig
 from core.layout import RunLayout
+from core.storage import RunRoot
 from llm.models import resolve_model
 from train.settings import TrainConfig
 
@@ -47,9 +50,12 @@ def load_model(cfg: TrainConfig, device: torch.device):
     return model.to(device)
 
 
-def save_model(engine, tokenizer, cfg: TrainConfig, rank: int) -> str:
-    """Write the trained model (LoRA merged and unloaded) and tokenizer to <output_dir>/tuned on rank 0."""
-    out = os.path.join(cfg.output_dir, RunLayout.TUNED)
+def save_model(engine, tokenizer, cfg: TrainConfig, storage: StorageConfig, rank: int) -> str:
+    """Write the trained model (LoRA merged and unloaded) and tokenizer to <output_dir>/tuned on rank 0
+    (exported to a local temporary folder and uploaded when output_dir is on S3)."""
+    models = RunRoot(cfg.output_dir, storage)
+    remote = "://" in cfg.output_dir
+    out = tempfile.mkdtemp(prefix="humanllm-export-") if remote and rank == 0 else models.path(RunLayout.TUNED)
     if engine.zero_optimization_stage() == 3:
         state = engine._zero3_consolidated_16bit_state_dict()  # collective: every rank calls it
     else:
@@ -65,6 +71,9 @@ def save_model(engine, tokenizer, cfg: TrainConfig, rank: int) -> str:
         else:
             module.save_pretrained(out, state_dict=state)
         tokenizer.save_pretrained(out)
-        log.info("saved the tuned model to %s", out)
+        if remote:
+            models.put_dir(out, RunLayout.TUNED)
+            shutil.rmtree(out, ignore_errors=True)
+        log.info("saved the tuned model to %s", models.uri_of(RunLayout.TUNED))
     torch.distributed.barrier()
-    return out
+    return models.uri_of(RunLayout.TUNED)

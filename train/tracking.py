@@ -1,14 +1,20 @@
 """Tracking on world rank 0 only: W&B (`wandb.init` with a run id that survives restarts, stored in the
-checkpoint or derived from the run name; offline unless an API key is in the environment) and a local
-`metrics.jsonl` beside the exported model (one JSON object per logged step)."""
+checkpoint or derived from the run name; offline unless an API key is in the environment) and
+`metrics.jsonl` beside the exported model (one JSON object per logged step). When the model folder is
+on S3, both are written to a local temporary folder: metrics.jsonl is uploaded after every logged step,
+the W&B run files when the run finishes (a GPU node's disk goes away with the node)."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 
+from core.config import StorageConfig
 from core.layout import RunLayout
+from core.storage import RunRoot
 from train.settings import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -23,31 +29,44 @@ def run_id(cfg: TrainConfig) -> str:
 
 
 class Tracker:
-    """W&B run (optional) and metrics.jsonl of one training run, on rank 0."""
+    """W&B run (optional) and metrics.jsonl of one training run, on rank 0; `local` is where both are
+    written, `models` the model folder they belong in (the same folder unless it is on S3)."""
 
-    def __init__(self, run, metrics_path: str | None):
-        self.run, self.metrics_path = run, metrics_path
+    def __init__(self, run, local: str, models: RunRoot):
+        self.run, self.local, self.models = run, local, models
+        self.remote = "://" in models.uri
+        self.metrics_path = os.path.join(local, RunLayout.TRAIN_METRICS)
+        if self.remote and models.exists(RunLayout.TRAIN_METRICS):  # a resumed run appends to what it logged
+            with open(self.metrics_path, "wb") as f:
+                f.write(models.read_bytes(RunLayout.TRAIN_METRICS))
 
     def log(self, metrics: dict, step: int) -> None:
         if self.run is not None:
             self.run.log(metrics, step=step)
-        if self.metrics_path:
-            with open(self.metrics_path, "a") as f:
-                f.write(json.dumps(metrics) + "\n")
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        if self.remote:
+            with open(self.metrics_path, "rb") as f:
+                self.models.write_bytes(RunLayout.TRAIN_METRICS, f.read())
 
     def finish(self, summary: dict) -> None:
         if self.run is not None:
             self.run.summary.update({k: v for k, v in summary.items() if v is not None})
             self.run.finish()
+        if self.remote:
+            wandb_dir = os.path.join(self.local, "wandb")
+            if os.path.isdir(wandb_dir):
+                self.models.put_dir(wandb_dir, RunLayout.TRAIN_WANDB)
+            shutil.rmtree(self.local, ignore_errors=True)
 
 
-def init_tracking(cfg: TrainConfig, rank: int, state: dict, extra: dict) -> Tracker | None:
+def init_tracking(cfg: TrainConfig, storage: StorageConfig, rank: int, state: dict, extra: dict) -> Tracker | None:
     """The tracker on rank 0 (None on other ranks); resumes the W&B run of a restarted job."""
     if rank != 0:
         return None
-    local = cfg.output_dir if "://" not in cfg.output_dir else None
-    if local:
-        os.makedirs(local, exist_ok=True)
+    models = RunRoot(cfg.output_dir, storage)
+    local = tempfile.mkdtemp(prefix="humanllm-tracking-") if "://" in cfg.output_dir else models.path()
+    os.makedirs(local, exist_ok=True)
     run = None
     if cfg.wandb.enabled and wandb_mode(cfg) != "disabled":
         import wandb
@@ -57,4 +76,4 @@ def init_tracking(cfg: TrainConfig, rank: int, state: dict, extra: dict) -> Trac
                          resume="allow", mode=wandb_mode(cfg), dir=local,
                          config={**cfg.model_dump(mode="json"), **extra})  # the API key stays in the environment
         log.info("W&B run %s (%s)", run.id, wandb_mode(cfg))
-    return Tracker(run, os.path.join(local, RunLayout.TRAIN_METRICS) if local else None)
+    return Tracker(run, local, models)
