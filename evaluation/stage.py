@@ -146,7 +146,7 @@ def generation_step(cfg: PipelineConfig, name: str, engine: EngineConfig, items:
                     examples: list[dict], served: EngineSet | None) -> tuple[pa.Table, pa.Table]:
     """One engine pass per model: the MCQ items (answer letter) and the in-domain prompts."""
     ev = cfg.evaluate
-    renderer = renderer_for(engine.backend, engine.model, engine.tokenizer)
+    renderer = renderer_for(engine.backend, engine.model, engine.tokenizer, cfg.storage)
     gen_items = items if "generate" in ev.mcq_methods else []
     reqs = [_request(MCQ_KIND, it.item_id, name, [{"role": "user", "content": M.mcq_prompt(it, M.GENERATE)}],
                      renderer, ev.cot_max_tokens if M.is_cot(it) else ev.mcq_max_tokens, 0.0, 1.0, ev.seed,
@@ -203,7 +203,7 @@ def judge_step(cfg: PipelineConfig, layout: RunLayout, examples: list[dict], out
     """Pointwise scores of every model's generative outputs, and each configured pair in both orders."""
     ev, jc = cfg.evaluate, cfg.evaluate.judge
     engine = judge_engine(cfg, layout)
-    renderer = renderer_for(engine.backend, engine.model, engine.tokenizer)
+    renderer = renderer_for(engine.backend, engine.model, engine.tokenizer, cfg.storage)
     gen = [e for e in examples if e[S.TASK] != D.ITEM_SELECTION]
     prompt_of = {e[S.EXAMPLE_ID]: "\n\n".join(m["content"] for m in e["prompt"]) for e in gen}
     reqs, meta = [], {}

@@ -21,6 +21,7 @@ import os
 import pyarrow as pa
 
 from core import schema as S
+from core.config import StorageConfig
 from llm.models import resolve_model, torch_dtype
 from llm.serving import EngineSet
 from llm.settings import EngineConfig
@@ -143,13 +144,14 @@ def _openai(ds, cfg: EngineConfig):
 class TransformersGenerator:
     """A transformers `generate` engine over a pyarrow batch of requests (one actor of the pool)."""
 
-    def __init__(self, model: str, tokenizer: str | None = None, dtype: str = "auto"):
+    def __init__(self, model: str, tokenizer: str | None = None, dtype: str = "auto", storage: dict | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        path = resolve_model(model)
+        where = StorageConfig.model_validate(storage or {})
+        path = resolve_model(model, where)  # an s3:// model: this actor's node's cached copy
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model(tokenizer) if tokenizer else path)
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model(tokenizer, where) if tokenizer else path)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = AutoModelForCausalLM.from_pretrained(
             path, dtype=torch_dtype(dtype, self.device == "cuda")).eval().to(self.device)
@@ -244,8 +246,9 @@ def generate(ds, cfg: EngineConfig, engines: EngineSet | None = None):
     if cfg.backend == "transformers":
         from ray.data import ActorPoolStrategy
 
+        storage = engines.storage.model_dump(mode="json") if engines is not None and engines.storage else None
         return ds.map_batches(TransformersGenerator, fn_constructor_kwargs={
-            "model": cfg.model, "tokenizer": cfg.tokenizer, "dtype": cfg.dtype},
+            "model": cfg.model, "tokenizer": cfg.tokenizer, "dtype": cfg.dtype, "storage": storage},
             batch_size=cfg.batch_size, batch_format="pyarrow", compute=ActorPoolStrategy(size=cfg.concurrency),
             num_cpus=1, num_gpus=1 if cfg.use_gpu else 0)
     if cfg.backend == "table":

@@ -44,14 +44,20 @@ def list_objects(uri: str, storage: StorageConfig) -> list[tuple[str, str, int]]
     return sorted(out)
 
 
-def local_copy(uri: str, storage: StorageConfig | None = None) -> str:
-    """This node's copy of the model folder at `uri` (s3://bucket/prefix), downloaded when missing or changed."""
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def local_copy(uri: str, storage: StorageConfig | None = None, weights: bool = True) -> str:
+    """This node's copy of the model folder at `uri` (s3://bucket/prefix), downloaded when missing or
+    changed; `weights=False` fetches everything but the weights (config, tokenizer, chat template)."""
     storage = storage or StorageConfig()
     objects = list_objects(uri, storage)
     if not objects:
         raise FileNotFoundError(f"{uri}: no objects under this folder (a model folder holds config.json and "
                                 f"the weights); check the URI and storage.endpoint_url")
-    home = os.path.join(cache_root(), stable_id(uri))
+    if not weights:
+        objects = [o for o in objects if not o[0].endswith(WEIGHT_SUFFIXES)]
+    home = os.path.join(cache_root(), stable_id(uri, "weights" if weights else "no-weights"))
     dest = os.path.join(home, stable_id(*(f"{k}:{etag}" for k, etag, _ in objects)))
     if os.path.isdir(dest):
         return dest

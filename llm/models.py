@@ -6,9 +6,10 @@ from functools import lru_cache
 from core.config import StorageConfig
 
 
-def resolve_model(name: str, storage: StorageConfig | None = None) -> str:
+def resolve_model(name: str, storage: StorageConfig | None = None, weights: bool = True) -> str:
     """`smollm2` -> the converted SmolLM2-135M-Instruct folder; `s3://...` -> this node's cached copy
-    (`llm.model_cache`, through `storage`); anything else (a folder, a hub id) unchanged."""
+    (`llm.model_cache`, through `storage`; without the weights when only the tokenizer is wanted);
+    anything else (a folder, a hub id) unchanged."""
     if name == "smollm2":
         from llm.local_models import smollm2_dir
 
@@ -16,7 +17,7 @@ def resolve_model(name: str, storage: StorageConfig | None = None) -> str:
     if name.startswith("s3://"):
         from llm.model_cache import local_copy
 
-        return local_copy(name, storage)
+        return local_copy(name, storage, weights)
     return name
 
 
@@ -34,12 +35,12 @@ def torch_dtype(name: str, on_gpu: bool):
 
 
 @lru_cache(maxsize=4)
-def load_tokenizer(name: str, setting: str = "model"):
-    """The tokenizer of a model folder (or `smollm2`), loaded once per process; it must have a chat
-    template (`setting` names the config key in the error)."""
+def load_tokenizer(name: str, setting: str = "model", storage: StorageConfig | None = None):
+    """The tokenizer of a model folder (or `smollm2`, or an s3:// folder through `storage`), loaded once per
+    process; it must have a chat template (`setting` names the config key in the error)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(resolve_model(name))
+    tok = AutoTokenizer.from_pretrained(resolve_model(name, storage, weights=False))
     if tok.chat_template is None:
         raise ValueError(f"{setting} {name!r}: the tokenizer has no chat template (name an instruct model's folder)")
     return tok

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from core.config import StorageConfig
 from llm.models import resolve_model
 from llm.settings import EngineConfig
 
@@ -14,12 +15,12 @@ class Renderer:
     messages as plain text; vLLM and transformers always have one.
     """
 
-    def __init__(self, tokenizer_path: str | None):
+    def __init__(self, tokenizer_path: str | None, storage: StorageConfig | None = None):
         self.tok = None
         if tokenizer_path:
             from transformers import AutoTokenizer
 
-            self.tok = AutoTokenizer.from_pretrained(resolve_model(tokenizer_path))
+            self.tok = AutoTokenizer.from_pretrained(resolve_model(tokenizer_path, storage, weights=False))
 
     def count(self, text: str) -> int:
         if self.tok is None:
@@ -41,12 +42,12 @@ class Renderer:
 
 
 @lru_cache(maxsize=4)
-def renderer_for(backend: str, model: str, tokenizer: str | None) -> Renderer:
-    """One renderer per engine per process (the tokenizer loads once)."""
+def renderer_for(backend: str, model: str, tokenizer: str | None, storage: StorageConfig | None = None) -> Renderer:
+    """One renderer per engine per process (the tokenizer loads once; an s3:// model's through `storage`)."""
     if backend in ("vllm", "transformers"):
-        return Renderer(tokenizer or model)
-    return Renderer(tokenizer)
+        return Renderer(tokenizer or model, storage)
+    return Renderer(tokenizer, storage)
 
 
-def engine_renderer(cfg: EngineConfig) -> Renderer:
-    return renderer_for(cfg.backend, cfg.model, cfg.tokenizer)
+def engine_renderer(cfg: EngineConfig, storage: StorageConfig | None = None) -> Renderer:
+    return renderer_for(cfg.backend, cfg.model, cfg.tokenizer, storage)

@@ -71,7 +71,7 @@ class _BuildShard:
             _read(root, layout.annotations("user", shard), S.ANNOTATION_SCHEMA),
             _read(root, layout.annotations("post", shard), S.ANNOTATION_SCHEMA),
             _read(root, layout.judgements(shard), S.JUDGEMENT_SCHEMA),
-            cfg.sft, load_tokenizer(cfg.sft.tokenizer, "sft.tokenizer"), index, items)
+            cfg.sft, load_tokenizer(cfg.sft.tokenizer, "sft.tokenizer", cfg.storage), index, items)
         root.write_parquet(_examples(layout, shard), result.examples)
         root.write_parquet(layout.sft_rejects(shard), result.rejects)
         return result.stats
@@ -119,7 +119,7 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     if not shards:
         raise FileNotFoundError(f"no curated events under {root.uri_of(layout.events())}: run `humanllm curate` first")
     StageMarkers(root, STEPS[0]).check_config(fingerprint(cfg.sft.model_dump(mode="json")))
-    load_tokenizer(cfg.sft.tokenizer, "sft.tokenizer")  # a bad tokenizer fails here, before any worker starts
+    load_tokenizer(cfg.sft.tokenizer, "sft.tokenizer", cfg.storage)  # a bad tokenizer fails here, before any worker starts
     if not root.exists(layout.sft_work(ITEMS)):
         root.write_json(layout.sft_work(ITEMS), _platform_items(layout, shards))
     if not root.exists(layout.sft_work(LEAKAGE_INDEX)):

@@ -96,7 +96,7 @@ def pending_requests(cfg: PipelineConfig, layout: RunLayout, pass_name: str, sha
                      render: bool) -> pa.Table:
     """The shard's requests with no valid answer yet and attempts left (the anti-join)."""
     syn, engine = cfg.synthesis, engine_of(cfg, pass_name)
-    renderer = engine_renderer(engine)
+    renderer = engine_renderer(engine, cfg.storage)
     done, made = attempts_so_far(layout, pass_name, shard)
     todo = [r for r in build_requests(cfg, layout, pass_name, shard, users, renderer)
             if r.request_id not in done and made.get(r.request_id, 0) < syn.max_attempts]

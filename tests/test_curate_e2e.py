@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -138,23 +137,6 @@ def test_kill_and_rerun_gives_identical_output(ray_cluster, synthetic_corpus, tm
     before = {p: p.stat().st_mtime_ns for p in Path(killed).rglob("*.parquet")}
     run_curate(parse_config({**base, "run_root": killed}), use_ray=True)
     assert {p: p.stat().st_mtime_ns for p in Path(killed).rglob("*.parquet")} == before
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture()
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 def test_s3_read_and_write(ray_cluster, sample_dir, tmp_path, s3_endpoint):

@@ -33,11 +33,11 @@ def attention_for(cfg: TrainConfig) -> str:
     return "sdpa"
 
 
-def load_model(cfg: TrainConfig, device: torch.device):
+def load_model(cfg: TrainConfig, device: torch.device, storage: StorageConfig | None = None):
     from transformers import AutoModelForCausalLM
 
     dtype = torch.bfloat16 if cfg.use_gpu and cfg.bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model), dtype=dtype,
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model, storage), dtype=dtype,
                                                  attn_implementation=attention_for(cfg))
     model.config.use_cache = False
     if cfg.gradient_checkpointing:
