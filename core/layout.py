@@ -16,8 +16,10 @@ storage, the model folder, the evaluation and ablation folders), which are URIs.
 """
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -66,10 +68,18 @@ class RunLayout:
 
     def local_logs_dir(self) -> str:
         """Local folder for the driver's library, Ray, engine and DeepSpeed logs: <run_root>/logs, or for
-        a remote run root a folder named after it under ./logs."""
+        a remote run root a folder named after it in the temporary folder (uploaded to <run_root>/logs
+        when the command ends: a job's working directory goes away with it)."""
         if "://" not in self.run_root:
             return self.root.path(self.LOGS)
-        return posixpath.join(self.LOGS, re.sub(r"[^A-Za-z0-9._-]+", "_", self.run_root))
+        return os.path.join(tempfile.gettempdir(), "humanllm-logs", re.sub(r"[^A-Za-z0-9._-]+", "_", self.run_root))
+
+    def upload_logs(self) -> None:
+        """Copy the local log file of a remote run root to <run_root>/logs/ (no-op for a local root)."""
+        local = os.path.join(self.local_logs_dir(), self.DRIVER_LOG)
+        if "://" in self.run_root and os.path.exists(local):
+            with open(local, "rb") as f:
+                self.root.write_bytes(posixpath.join(self.LOGS, self.DRIVER_LOG), f.read())
 
     # ---- curate -------------------------------------------------------------------------------
     EVENTS = "events"

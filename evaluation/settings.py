@@ -36,7 +36,7 @@ class EvalConfig(Model):
     models: list[EvalModelSpec] = [EvalModelSpec(name="base", model="base"), EvalModelSpec(name="tuned", model="tuned"),
                                    EvalModelSpec(name="merged", model="merged")]
     engine: EngineConfig = EngineConfig(temperature=0.7)  # generation (the paper's default temperature 0.7)
-    data_dir: str = "../shared/data"  # benchmark folders bench_<name> (never bundled)
+    data_dir: str | None = None  # bench_<name> folders (local or s3://); None: the pipeline's benchmark_data
     benchmarks: list[str] = ["motivebench", "tombench", "socialiqa", "emobench", "hitom", "opentom", "bigtom", "tomi"]
     langs: list[str] = ["en"]
     items_per_benchmark: int | None = Field(None, ge=1)  # seeded sample spread over subsets; None: all

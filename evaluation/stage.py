@@ -79,11 +79,12 @@ def load_items(cfg: PipelineConfig) -> tuple[list[MCQItem], dict]:
     ev = cfg.evaluate
     items: list[MCQItem] = []
     counts: dict[str, dict] = {}
+    data_dir = Path(cfg.benchmark_dir(ev.data_dir))
     for name in ev.benchmarks:
         if name not in BENCHMARKS:
             raise ValueError(f"evaluate.benchmarks: unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
         try:
-            loaded = load_benchmark(name, Path(ev.data_dir))
+            loaded = load_benchmark(name, data_dir)
         except FileNotFoundError as exc:
             log.warning("benchmark %s skipped: %s", name, exc)
             counts[name] = {"skipped": str(exc)}

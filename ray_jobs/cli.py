@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-from ray_jobs import ablate_person, build_sft, curate, evaluate, synthesize, train, train_quality
+from ray_jobs import ablate_person, build_sft, curate, evaluate, submit, synthesize, train, train_quality
 from ray_jobs.common import add_arguments, run_main
 
 
@@ -17,9 +18,18 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+PIPELINE = {"curate": curate.run, "synthesize": synthesize.run, "build-sft": build_sft.run, "train": train.run,
+            "evaluate": evaluate.run}
+
+
 def _pipeline(args: argparse.Namespace) -> int:
-    """Every stage in order: curate, synthesis, the SFT dataset, training (+ merge), evaluation."""
-    return curate.run(args) or synthesize.run(args) or build_sft.run(args) or train.run(args) or evaluate.run(args)
+    """Every stage in order (curate, synthesis, the SFT dataset, training + merge, evaluation), or the
+    ones named by --stages; the first failure stops it."""
+    for name in submit.parse_stages(args.stages) or list(PIPELINE):
+        status = PIPELINE[name](args)
+        if status:
+            return status
+    return 0
 
 
 def _distill(args: argparse.Namespace) -> int:
@@ -56,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text)
         add_arguments(cmd)
         cmd.set_defaults(func=func)
+        if name == "pipeline":
+            cmd.add_argument("--stages", help=f"comma-separated subset of {','.join(PIPELINE)} (default: all)")
+    j = sub.add_parser("submit", help="run the pipeline as one job on a Ray cluster (Job Submission API), "
+                       "secrets forwarded from this environment")
+    submit.add_arguments(j)
+    j.set_defaults(func=submit.run)
     t = sub.add_parser("train-quality", help="train fastText quality classifiers from labelled Parquet (text, label)")
     train_quality.add_arguments(t)
     t.set_defaults(func=train_quality.run)
@@ -75,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "config", None) and args.func is not submit.run:
+        # Absolute before any stage runs: a job's working directory can change under the driver once it
+        # joins the cluster (its runtime env is unpacked elsewhere), and later stages reread the config.
+        args.config = os.path.abspath(args.config)
     return run_main(args.func, args)
 
 

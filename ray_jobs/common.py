@@ -13,6 +13,7 @@ from ray_jobs.config import load_config, PipelineConfig
 
 log = logging.getLogger("humanllm")
 _started_ray = False  # this process started (or joined) Ray, so it shuts it down before its streams go back
+_runs: dict[str, RunLayout] = {}  # the run roots of this command, whose logs are uploaded when it ends
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -39,7 +40,9 @@ def load(path: str, overrides: list[str] | None = None) -> PipelineConfig:
 
 def start_run(cfg: PipelineConfig, verbose: bool, use_ray: bool = True) -> None:
     """Send this run's library logs to its log folder, then start Ray (unless `use_ray` is off)."""
-    console.setup_console(cfg.layout().local_logs_dir(), verbose)
+    layout = cfg.layout()
+    _runs[layout.run_root] = layout
+    console.setup_console(layout.local_logs_dir(), verbose)
     if use_ray:
         init_ray(cfg, verbose)
 
@@ -165,6 +168,9 @@ def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         done = console.stages()
         if done:
             log.info("summary:\n%s", console.summary_table(done, console.log_dir()))
+        for layout in _runs.values():
+            layout.upload_logs()
+        _runs.clear()
         console.close_console()
 
 

@@ -19,6 +19,8 @@ class PipelineConfig(Model):
     salt: str | None = None  # user-id salt; the environment variable salt_env wins when set
     salt_env: str = "HUMANLLM_SALT"
     storage: StorageConfig = StorageConfig()
+    # The bench_<name> folders (local or s3://), read by the SFT leakage check and by evaluation.
+    benchmark_data: str = "../shared/data"
     ray: RayConfig = RayConfig()
     curate: CurateConfig = CurateConfig()
     train_quality: QualityTrainConfig = QualityTrainConfig()
@@ -34,6 +36,16 @@ class PipelineConfig(Model):
         if not salt:
             raise ConfigError(f"no user-id salt: set the environment variable {self.salt_env} or `salt:` in the config")
         return salt
+
+    def benchmark_dir(self, uri: str | None = None) -> str:
+        """A local folder of benchmark data (`uri`, default `benchmark_data`): an s3:// folder is fetched
+        once per node and refetched when it changes (llm.model_cache)."""
+        uri = uri or self.benchmark_data
+        if uri.startswith("s3://"):
+            from llm.model_cache import local_copy
+
+            return local_copy(uri, self.storage)
+        return uri
 
     def layout(self) -> RunLayout:
         """The run root's layout, with the folders this config places elsewhere."""

@@ -6,28 +6,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 
 from core import console
 from core.layout import RunLayout
+from core.storage import RunRoot
 from ray_jobs.common import add_arguments, entry_point, run_stage
 from ray_jobs.config import PipelineConfig
 
 log = logging.getLogger("humanllm")
 
 
-def _steps(path: str) -> list[dict]:
-    """The optimizer steps logged so far in a local metrics.jsonl (the step-0 baseline has no `loss`)."""
-    if not os.path.exists(path):
+def _steps(models: RunRoot) -> list[dict]:
+    """The optimizer steps logged so far in metrics.jsonl of the model folder, local or on S3 (the step-0
+    baseline has no `loss`)."""
+    if not models.exists(RunLayout.TRAIN_METRICS):
         return []
     rows = []
-    with open(path) as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except ValueError:  # a line the worker is still writing
-                continue
+    for line in models.read_bytes(RunLayout.TRAIN_METRICS).decode().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:  # a line the worker is still writing
+            continue
     return [r for r in rows if "loss" in r]
 
 
@@ -35,14 +35,14 @@ def train_with_progress(cfg: PipelineConfig, layout: RunLayout, *, use_ray: bool
     """The training stage with a progress bar of optimizer steps and the training curve on the console."""
     from train.launcher import run as train_stage
 
-    curve = layout.train_metrics()
-    before = 0 if restart else len(_steps(curve))  # a resumed run appends to the same file
+    models = layout.at(layout.model_dir())
+    before = 0 if restart else len(_steps(models))  # a resumed run appends to the same file
     with console.progress(cfg.train.max_steps, "train", unit="steps") as bar, \
-            console.poll_progress(bar, lambda: len(_steps(curve)) - before):
+            console.poll_progress(bar, lambda: len(_steps(models)) - before):
         metrics = train_stage(cfg, layout, use_ray=use_ray, restart=restart)
-    rows = _steps(curve)
+    rows = _steps(models)
     if rows:
-        log.info("training curve (%s):\n%s", curve, console.format_table(
+        log.info("training curve (%s):\n%s", layout.train_metrics(), console.format_table(
             rows, ["step", "loss", "eval_loss", "lr", "tokens_per_s", "step_seconds"]))
     log.debug("training done: %s", json.dumps(metrics, default=str))
     return metrics

@@ -34,9 +34,10 @@ class SplitConfig(Model):
 
 class LeakageConfig(Model):
     """Examples sharing an n-gram with an out-of-domain benchmark item are dropped (ToMBench and OpenToM
-    forbid training on them). Paths are globs of benchmark folders or files (json, jsonl, csv, zip, txt)."""
+    forbid training on them). `benchmarks`: local globs of benchmark folders or files (json, jsonl, csv,
+    zip, txt); None: every bench_* folder of the pipeline's `benchmark_data` (local or s3://)."""
 
-    benchmarks: list[str] = ["../shared/data/bench_*"]
+    benchmarks: list[str] | None = None
     ngram: int = Field(13, ge=5)
 
 

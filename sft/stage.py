@@ -11,6 +11,7 @@ Each step has completion markers, so a killed run resumes and a rerun gives the 
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -123,9 +124,12 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     if not root.exists(layout.sft_work(ITEMS)):
         root.write_json(layout.sft_work(ITEMS), _platform_items(layout, shards))
     if not root.exists(layout.sft_work(LEAKAGE_INDEX)):
-        index = NgramIndex.build(cfg.sft.leakage.benchmarks, cfg.sft.leakage.ngram)
+        patterns = cfg.sft.leakage.benchmarks
+        if patterns is None:
+            patterns = [os.path.join(cfg.benchmark_dir(), "bench_*")]
+        index = NgramIndex.build(patterns, cfg.sft.leakage.ngram)
         if not index.files:
-            log.warning("leakage check off: no benchmark file matches %s", cfg.sft.leakage.benchmarks)
+            log.warning("leakage check off: no benchmark file matches %s", patterns)
         root.write_bytes(layout.sft_work(LEAKAGE_INDEX), index.to_bytes())
     tasks = [{"shard": s} for s in shards]
     stats: dict = {}

@@ -69,6 +69,13 @@ def s3_endpoint():
     server.stop()
 
 
+def upload_folder(s3, local: Path, bucket: str, prefix: str) -> None:
+    """Upload every file under `local` to s3://bucket/prefix/ (a boto3 client)."""
+    for f in sorted(local.rglob("*")):
+        if f.is_file():
+            s3.upload_file(str(f), bucket, f"{prefix}/{f.relative_to(local)}")
+
+
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
     from demo.sample_data import write_sample
