@@ -228,7 +228,7 @@ class RunLayout:
     TUNED = "tuned"
     MERGED = "merged"
     TRAIN_METRICS = "metrics.jsonl"
-    TRAIN_WANDB = "wandb"  # the W&B run files, uploaded at the end of a run when the model folder is on S3
+    TRAIN_WANDB = "wandb"  # W&B's own folder name for its run files (wandb.init(dir=<model folder>))
 
     def tuned_model(self) -> str:
         return posixpath.join(self.model_dir(), self.TUNED)

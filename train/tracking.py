@@ -54,7 +54,7 @@ class Tracker:
             self.run.summary.update({k: v for k, v in summary.items() if v is not None})
             self.run.finish()
         if self.remote:
-            wandb_dir = os.path.join(self.local, "wandb")
+            wandb_dir = os.path.join(self.local, RunLayout.TRAIN_WANDB)  # where wandb.init(dir=local) writes
             if os.path.isdir(wandb_dir):
                 self.models.put_dir(wandb_dir, RunLayout.TRAIN_WANDB)
             shutil.rmtree(self.local, ignore_errors=True)
