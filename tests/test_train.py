@@ -200,9 +200,10 @@ def test_ray_train_deepspeed_two_workers(ray_cluster, tiny_model, sft_export, tm
     steps = [h for h in history if "loss" in h]
     assert len(steps) == 6 and steps[-1]["loss"] < steps[0]["loss"]
     assert history[0]["step"] == 0 and history[-1]["eval_loss"] < history[0]["eval_loss"]  # held-out loss falls
-    again = run_training(_ray_cfg(tiny_model, sft_export, tmp_path, "b", deepspeed=ds))
-    assert [h.get("loss") for h in _wandb_history(tmp_path / "b")] == [h.get("loss") for h in history]  # same seed
-    assert again["loss"] == m["loss"]
+    if zero == "zero2":  # a rerun with the same seed is identical (checked under ZeRO-2 only, for the time budget)
+        again = run_training(_ray_cfg(tiny_model, sft_export, tmp_path, "b", deepspeed=ds))
+        assert [h.get("loss") for h in _wandb_history(tmp_path / "b")] == [h.get("loss") for h in history]
+        assert again["loss"] == m["loss"]
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(m["tuned"])  # the export reloads (gathered from ZeRO shards)
@@ -251,12 +252,12 @@ def test_smollm2_sft_on_real_examples_lowers_the_held_out_loss(shared_data, tmp_
     cfg = parse_config(data)
     run_curate(cfg, use_ray=False)
     run_build_sft(cfg, use_ray=False)
-    # SmolLM2 trains at ~65 real tokens/s on these 2 cores: 8 steps of 2 packed 768-token rows (~12k
-    # tokens) and 16 held-out examples keep the test near 5 minutes.
+    # SmolLM2 trains at ~65 real tokens/s on these 2 cores: 6 steps of 2 packed 768-token rows (~9k
+    # tokens) and 8 held-out examples keep the test near 2 minutes.
     train = {"model": "smollm2", "data": str(tmp_path / "real/sft/export"), "output_dir": str(tmp_path / "out"),
-             "storage_path": str(tmp_path / "ckpt"), "max_seq_len": 768, "max_examples": 240, "eval_examples": 16,
-             "grad_accum": 2, "lr": 1e-4, "warmup_ratio": 0.1, "max_steps": 8, "eval_every": 8,
-             "save_every": 8, "deepspeed": str(REPO / "configs/deepspeed/zero2.yaml"), "wandb": {"mode": "offline"}}
+             "storage_path": str(tmp_path / "ckpt"), "max_seq_len": 768, "max_examples": 240, "eval_examples": 8,
+             "grad_accum": 2, "lr": 1e-4, "warmup_ratio": 0.1, "max_steps": 6, "eval_every": 6,
+             "save_every": 6, "deepspeed": str(REPO / "configs/deepspeed/zero2.yaml"), "wandb": {"mode": "offline"}}
     metrics = _metrics(_run_loop(train))
     history = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
     before = history[0]["eval_loss"]
