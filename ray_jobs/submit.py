@@ -17,6 +17,7 @@ import logging
 import os
 import shlex
 import sys
+import time
 
 from core.layout import RunLayout
 
@@ -83,6 +84,19 @@ def follow(client, job_id: str) -> int:
     return 0 if status == JobStatus.SUCCEEDED else 1
 
 
+def _submit(client, wait_s: float = 60.0, **job) -> str:
+    """Submit, waiting while a freshly started head's job agent is not ready yet (it answers 500)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return client.submit_job(**job)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            log.info("the cluster's job agent is not ready yet; retrying")
+            time.sleep(3.0)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"),
                    help="the cluster's dashboard (job server), e.g. http://HEAD:8265 (default: $RAY_ADDRESS)")
@@ -103,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.config:
         raise SystemExit("humanllm submit: --config is required (or --follow JOB_ID)")
     secrets = forwarded_secrets()
-    job_id = client.submit_job(entrypoint=entrypoint(args.config, parse_stages(args.stages), args.set),
-                               runtime_env=runtime_env(args.working_dir, secrets),
-                               metadata={"humanllm_config": args.config, "humanllm_stages": args.stages or "all"})
+    job_id = _submit(client, entrypoint=entrypoint(args.config, parse_stages(args.stages), args.set),
+                     runtime_env=runtime_env(args.working_dir, secrets),
+                     metadata={"humanllm_config": args.config, "humanllm_stages": args.stages or "all"})
     log.info("submitted job %s to %s (secrets forwarded: %s); dashboard: %s/#/jobs/%s", job_id, args.address,
              ", ".join(sorted(secrets)) or "none", args.address.rstrip("/"), job_id)
     log.info("reattach with: humanllm submit --address %s --follow %s", args.address, job_id)
