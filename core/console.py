@@ -110,11 +110,6 @@ def terminal() -> IO[str]:
     return _state.terminal or sys.stderr
 
 
-def log_dir() -> str | None:
-    """The log folder set by `setup_console` (None before one is set)."""
-    return _state.log_dir
-
-
 def setup_console(log_dir: str | None = None, verbose: bool = False) -> str | None:
     """Terminal logging for the driver; with `log_dir`, everything else goes to `<log_dir>/driver.log`.
 
@@ -247,7 +242,7 @@ def stages() -> list[StageRecord]:
     return list(_state.stages)
 
 
-def summary_table(rows: list[StageRecord], log_dir: str | None = None) -> str:
+def summary_table(rows: list[StageRecord], log_file: str | None = None) -> str:
     """Stage, wall time, rows in/out and where the output is, as fixed-width text."""
     def num(v: int | None) -> str:
         return "-" if v is None else str(v)
@@ -258,8 +253,8 @@ def summary_table(rows: list[StageRecord], log_dir: str | None = None) -> str:
         lines.append(f"{r.name:<{width}} {fmt_seconds(r.seconds):>7} {num(r.rows_in):>9} {num(r.rows_out):>9}  "
                      f"{r.output if r.ok else 'FAILED'}")
     lines.append(f"{'total':<{width}} {fmt_seconds(sum(r.seconds for r in rows)):>7}")
-    if log_dir:
-        lines.append(f"logs (Ray, Ray Data, vLLM, DeepSpeed): {os.path.join(log_dir, LOG_FILE)}")
+    if log_file:
+        lines.append(f"logs (Ray, Ray Data, vLLM, DeepSpeed): {log_file}")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -68,18 +68,34 @@ class RunLayout:
 
     def local_logs_dir(self) -> str:
         """Local folder for the driver's library, Ray, engine and DeepSpeed logs: <run_root>/logs, or for
-        a remote run root a folder named after it in the temporary folder (uploaded to <run_root>/logs
-        when the command ends: a job's working directory goes away with it)."""
-        if "://" not in self.run_root:
-            return self.root.path(self.LOGS)
-        return os.path.join(tempfile.gettempdir(), "humanllm-logs", re.sub(r"[^A-Za-z0-9._-]+", "_", self.run_root))
+        a remote run root a fresh temporary folder holding the run's log so far (`upload_logs` puts it
+        back, longer, when the command ends: a job's working directory goes away with it)."""
+        return self.root.path(self.LOGS) if "://" not in self.run_root else self._remote_logs
+
+    @cached_property
+    def _remote_logs(self) -> str:
+        folder = tempfile.mkdtemp(prefix="humanllm-logs-")
+        rel = posixpath.join(self.LOGS, self.DRIVER_LOG)
+        if self.root.exists(rel):
+            with open(os.path.join(folder, self.DRIVER_LOG), "wb") as f:
+                f.write(self.root.read_bytes(rel))
+        return folder
+
+    def driver_log(self) -> str:
+        """Where the driver's log of this run is (a path or URI), for the console."""
+        return self.root.uri_of(posixpath.join(self.LOGS, self.DRIVER_LOG))
 
     def upload_logs(self) -> None:
-        """Copy the local log file of a remote run root to <run_root>/logs/ (no-op for a local root)."""
-        local = os.path.join(self.local_logs_dir(), self.DRIVER_LOG)
-        if "://" in self.run_root and os.path.exists(local):
+        """Put the log of a remote run root back at <run_root>/logs/ and remove the temporary copy
+        (no-op for a local root)."""
+        if "://" not in self.run_root or "_remote_logs" not in self.__dict__:
+            return
+        local = os.path.join(self._remote_logs, self.DRIVER_LOG)
+        if os.path.exists(local):
             with open(local, "rb") as f:
                 self.root.write_bytes(posixpath.join(self.LOGS, self.DRIVER_LOG), f.read())
+        shutil.rmtree(self._remote_logs, ignore_errors=True)
+        del self.__dict__["_remote_logs"]
 
     # ---- curate -------------------------------------------------------------------------------
     EVENTS = "events"

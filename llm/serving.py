@@ -61,11 +61,9 @@ def llm_config(cfg: EngineConfig, storage: StorageConfig | None = None):
     from ray.serve.llm import LLMConfig, ModelLoadingConfig
 
     env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "0"), **cfg.env}
-    source: Any = resolve_model(cfg.model)
-    if cfg.model.startswith("s3://"):
-        source = {"bucket_uri": cfg.model}
-        if storage is not None and storage.endpoint_url:
-            env.setdefault("AWS_ENDPOINT_URL_S3", storage.endpoint_url)
+    source: Any = {"bucket_uri": cfg.model} if cfg.model.startswith("s3://") else resolve_model(cfg.model)
+    if cfg.model.startswith("s3://") and storage is not None and storage.endpoint_url:
+        env.setdefault("AWS_ENDPOINT_URL_S3", storage.endpoint_url)
     extra: dict[str, Any] = {}
     if cfg.use_gpu:
         extra["accelerator_type"] = cfg.accelerator_type

@@ -167,7 +167,8 @@ def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace)
         shutdown_ray()
         done = console.stages()
         if done:
-            log.info("summary:\n%s", console.summary_table(done, console.log_dir()))
+            where = [layout.driver_log() for layout in _runs.values()]
+            log.info("summary:\n%s", console.summary_table(done, where[0] if where else None))
         for layout in _runs.values():
             layout.upload_logs()
         _runs.clear()

@@ -108,6 +108,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--follow", metavar="JOB_ID", help="reattach to a submitted job: stream its logs to the end")
 
 
+def submit_job(client, config: str, stages: list[str] | None = None, overrides: list[str] = (),
+               working_dir: str = ".") -> str:
+    """Submit the pipeline (or `stages`) as one job with the submitter's secrets; return its id."""
+    secrets = forwarded_secrets()
+    job_id = _submit(client, entrypoint=entrypoint(config, stages, list(overrides)),
+                     runtime_env=runtime_env(working_dir, secrets),
+                     metadata={"humanllm_config": config, "humanllm_stages": ",".join(stages) if stages else "all"})
+    log.info("submitted job %s (secrets forwarded: %s)", job_id, ", ".join(sorted(secrets)) or "none")
+    return job_id
+
+
 def run(args: argparse.Namespace) -> int:
     from ray.job_submission import JobSubmissionClient
 
@@ -116,11 +127,7 @@ def run(args: argparse.Namespace) -> int:
         return follow(client, args.follow)
     if not args.config:
         raise SystemExit("humanllm submit: --config is required (or --follow JOB_ID)")
-    secrets = forwarded_secrets()
-    job_id = _submit(client, entrypoint=entrypoint(args.config, parse_stages(args.stages), args.set),
-                     runtime_env=runtime_env(args.working_dir, secrets),
-                     metadata={"humanllm_config": args.config, "humanllm_stages": args.stages or "all"})
-    log.info("submitted job %s to %s (secrets forwarded: %s); dashboard: %s/#/jobs/%s", job_id, args.address,
-             ", ".join(sorted(secrets)) or "none", args.address.rstrip("/"), job_id)
+    job_id = submit_job(client, args.config, parse_stages(args.stages), args.set, args.working_dir)
+    log.info("dashboard: %s/#/jobs/%s", args.address.rstrip("/"), job_id)
     log.info("reattach with: humanllm submit --address %s --follow %s", args.address, job_id)
     return 0 if args.no_wait else follow(client, job_id)

@@ -5,8 +5,10 @@ bundled sample, ../shared/data.
 them is marked `slow`, and a test that asks for `ray_cluster` without the mark is refused."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,9 +57,9 @@ def ray_cluster():
     ray.shutdown()
 
 
-@pytest.fixture()
-def s3_endpoint():
-    """moto's S3 server on a free port of 127.0.0.1 (started and stopped by the test), as an endpoint URL."""
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's S3 server on a free port of 127.0.0.1 (started and stopped here), as an endpoint URL."""
     from moto.server import ThreadedMotoServer
 
     with socket.socket() as s:
@@ -65,8 +67,17 @@ def s3_endpoint():
         port = s.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def s3_endpoint():
+    """A moto S3 server for one test."""
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def upload_folder(s3, local: Path, bucket: str, prefix: str) -> None:

@@ -3,7 +3,6 @@ lines, progress, the funnel, the summary table) and nothing of Ray's; library lo
 log file; a real failure still shows its error and exits non-zero."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,13 +87,13 @@ def test_summary_table_and_progress_lines():
     rows = [console.StageRecord("curate", 83.0, 1374, 956, "runs/local/events/"),
             console.StageRecord("synthesize", 3725.0, 120, 97, "runs/local/annotations/"),
             console.StageRecord("train", 12.0, ok=False)]
-    table = console.summary_table(rows, "runs/local/logs").splitlines()
+    table = console.summary_table(rows, "runs/local/logs/driver.log").splitlines()
     assert table[0].split() == ["stage", "wall", "rows", "in", "rows", "out", "output"]
     assert table[1].split() == ["curate", "1m23s", "1374", "956", "runs/local/events/"]
     assert table[2].split() == ["synthesize", "1h02m", "120", "97", "runs/local/annotations/"]
     assert table[3].split() == ["train", "12s", "-", "-", "FAILED"]
     assert table[4].split() == ["total", "1h03m"]
-    assert table[5].endswith(os.path.join("runs/local/logs", "driver.log"))
+    assert table[5] == "logs (Ray, Ray Data, vLLM, DeepSpeed): runs/local/logs/driver.log"
     bar = console._LogBar(200, "tags pass, round 1", "requests", interval=3600)
     bar.update(50)
     line = bar.line()

@@ -40,6 +40,9 @@ class TrainConfig(Model):
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
     resources_per_worker: dict[str, float] = {"CPU": 1}
+    # how Ray places the workers: PACK fills a node first (NVLink within a node); SPREAD and STRICT_SPREAD
+    # put them on different nodes, so losing one node loses one worker
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     max_seq_len: int = Field(8192, ge=16)  # cutoff_len
     packing: bool = True
     micro_batch_size: int = Field(1, ge=1)  # sequences per micro-batch when packing is off

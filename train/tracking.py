@@ -32,13 +32,18 @@ class Tracker:
     """W&B run (optional) and metrics.jsonl of one training run, on rank 0; `local` is where both are
     written, `models` the model folder they belong in (the same folder unless it is on S3)."""
 
-    def __init__(self, run, local: str, models: RunRoot):
+    def __init__(self, run, local: str, models: RunRoot, step: int = 0):
         self.run, self.local, self.models = run, local, models
         self.remote = "://" in models.uri
         self.metrics_path = os.path.join(local, RunLayout.TRAIN_METRICS)
-        if self.remote and models.exists(RunLayout.TRAIN_METRICS):  # a resumed run appends to what it logged
-            with open(self.metrics_path, "wb") as f:
-                f.write(models.read_bytes(RunLayout.TRAIN_METRICS))
+        logged = b""
+        if step and models.exists(RunLayout.TRAIN_METRICS):
+            logged = models.read_bytes(RunLayout.TRAIN_METRICS)
+        # A resumed run continues the curve of its checkpoint (`step`): the steps the lost attempt logged
+        # after that checkpoint are logged again, so they are dropped here rather than repeated.
+        kept = [line for line in logged.decode().splitlines() if line and json.loads(line)["step"] <= step]
+        with open(self.metrics_path, "w") as f:
+            f.writelines(line + "\n" for line in kept)
 
     def log(self, metrics: dict, step: int) -> None:
         if self.run is not None:
@@ -76,4 +81,4 @@ def init_tracking(cfg: TrainConfig, storage: StorageConfig, rank: int, state: di
                          resume="allow", mode=wandb_mode(cfg), dir=local,
                          config={**cfg.model_dump(mode="json"), **extra})  # the API key stays in the environment
         log.info("W&B run %s (%s)", run.id, wandb_mode(cfg))
-    return Tracker(run, local, models)
+    return Tracker(run, local, models, step=state.get("step", 0))
