@@ -37,6 +37,7 @@ class RunLayout:
 
     run_root: str
     storage: StorageConfig = field(default_factory=StorageConfig)
+    inputs_uri: str | None = None  # sft.inputs: the run root build-sft reads events and annotations from
     sft_export_uri: str | None = None  # train.data
     train_storage_uri: str | None = None  # train.storage_path
     model_uri: str | None = None  # train.output_dir
@@ -47,6 +48,11 @@ class RunLayout:
     def root(self) -> RunRoot:
         """The storage handle of the run root (built once)."""
         return RunRoot(self.run_root, self.storage)
+
+    @cached_property
+    def inputs(self) -> RunRoot:
+        """The run root build-sft reads curated events and synthesis outputs from (this one by default)."""
+        return self.root if self.inputs_uri is None else self.at(self.inputs_uri)
 
     @property
     def uri(self) -> str:
@@ -114,11 +120,12 @@ class RunLayout:
     def users(cls, shard: str | None = None) -> str:
         return _parquet(cls.USERS, shard)
 
-    def event_shards(self, platforms: list[str]) -> list[str]:
-        """`<platform>/<part>` of every curated events/ file of the platforms asked for."""
+    def event_shards(self, platforms: list[str], root: RunRoot | None = None) -> list[str]:
+        """`<platform>/<part>` of every curated events/ file of the platforms asked for (in `root`, by
+        default the run root)."""
         shards = []
         for platform in platforms:
-            for rel in self.root.list(f"{self.EVENTS}/{platform}", suffix=".parquet"):
+            for rel in (root or self.root).list(f"{self.EVENTS}/{platform}", suffix=".parquet"):
                 shards.append(f"{platform}/{rel.rsplit('/', 1)[-1][:-len('.parquet')]}")
         return sorted(shards)
 
@@ -188,11 +195,6 @@ class RunLayout:
     def synthesis_outputs(cls) -> tuple[str, ...]:
         """What a synthesize restart deletes."""
         return (cls.SYNTH, cls.ANNOTATIONS, cls.JUDGEMENTS, cls.FAILURES)
-
-    @classmethod
-    def synthesis_inputs(cls) -> tuple[str, ...]:
-        """What build-sft reads from a run root (an ablation arm links these)."""
-        return (cls.EVENTS, cls.USERS, cls.ANNOTATIONS, cls.JUDGEMENTS, cls.SYNTH)
 
     # ---- build-sft ----------------------------------------------------------------------------
     SFT = "sft"
@@ -286,8 +288,9 @@ class RunLayout:
     def ablation_arm(self, arm: str) -> str:
         return posixpath.join(self.ablation_dir(), arm)
 
-    def ablation_results(self) -> str:
-        return posixpath.join(self.ablation_dir(), "results.json")
+    ABLATION_RESULTS = "results.json"  # in the ablation folder
+    ABLATION_CARD = "README.md"
 
-    def ablation_card(self) -> str:
-        return posixpath.join(self.ablation_dir(), "README.md")
+    def ablation_root(self) -> RunRoot:
+        """The storage handle of the ablation folder (local or s3://)."""
+        return self.at(self.ablation_dir())

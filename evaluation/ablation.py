@@ -3,17 +3,15 @@ behaviour-prediction examples with and without the person part of the prompt (pe
 posts, style; `sft.person_context`), trained the same way, compared by the held-out loss of the
 assistant tokens on the test split (users never seen in training), before and after training.
 
-Each arm is a run root under `ablation.output_dir` that links the curated events and the synthesis
-outputs of the main run root, builds its own sft/ and trains on Ray Train with `ablation.train` over
-the main `train` settings. Both arms hold the same example ids and targets; only prompts differ.
+Each arm is a run root under `ablation.output_dir` (local or s3://) that reads the curated events and
+the synthesis outputs of the main run root (`sft.inputs`), builds its own sft/ and trains on Ray Train
+with `ablation.train` over the main `train` settings. Both arms hold the same example ids and targets;
+only prompts differ.
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.layout import RunLayout
@@ -28,21 +26,13 @@ def arm_config(cfg: PipelineConfig, layout: RunLayout, arm: str) -> PipelineConf
     """The main config re-rooted at the arm's folder, with its person switch and the ablation's training."""
     train = TrainConfig.model_validate({**cfg.train.model_dump(), **cfg.ablation.train, "name": f"ablation_{arm}",
                                         "data": None, "output_dir": None, "storage_path": None})
-    return cfg.model_copy(update={"run_root": layout.ablation_arm(arm),
-                                  "sft": cfg.sft.model_copy(update={"person_context": ARMS[arm]}), "train": train})
+    sft = cfg.sft.model_copy(update={"person_context": ARMS[arm], "inputs": layout.inputs.uri_of()})
+    return cfg.model_copy(update={"run_root": layout.ablation_arm(arm), "sft": sft, "train": train})
 
 
-def link_inputs(src: Path, dst: Path) -> None:
-    """Symlink the main run root's curated and synthesis outputs into an arm's run root."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in RunLayout.synthesis_inputs():
-        if (src / name).exists() and not (dst / name).exists():
-            os.symlink((src / name).resolve(), dst / name)
-
-
-def eval_losses(metrics_file: Path) -> list[tuple[int, float]]:
-    """(step, held-out loss) of every evaluation in a training run's metrics.jsonl."""
-    rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
+def eval_losses(metrics: str) -> list[tuple[int, float]]:
+    """(step, held-out loss) of every evaluation in a training run's metrics.jsonl (its text)."""
+    rows = [json.loads(line) for line in metrics.splitlines() if line.strip()]
     return [(int(r["step"]), float(r["eval_loss"])) for r in rows if r.get("eval_loss") is not None]
 
 
@@ -52,21 +42,18 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     from train.launcher import run_training
 
     layout = layout or cfg.layout()
-    if "://" in layout.ablation_dir():
-        raise ValueError(f"the person ablation links local folders: {layout.ablation_dir()} is not local")
     if not use_ray:
         raise ValueError("the person ablation trains on Ray Train: drop --no-ray")
-    out = Path(layout.ablation_dir())
-    if restart and out.exists():
-        shutil.rmtree(out)
+    out = layout.ablation_root()
+    if restart:
+        out.delete("")
     results: dict[str, dict] = {}
     for arm in ARMS:
         acfg = arm_config(cfg, layout, arm)
         alayout = acfg.layout()
-        link_inputs(Path(layout.root.path()), Path(alayout.root.path()))
         stats = build_sft(acfg, alayout, use_ray=True)
         run_training(acfg, alayout)
-        losses = eval_losses(Path(alayout.train_metrics()))
+        losses = eval_losses(alayout.at(alayout.model_dir()).read_bytes(RunLayout.TRAIN_METRICS).decode())
         if not losses:
             raise RuntimeError(f"{alayout.train_metrics()} has no held-out loss: set train.eval_examples")
         splits = stats.get("splits", {})
@@ -81,8 +68,8 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
                     (w["train_examples"], w["test_examples"]), (wo["train_examples"], wo["test_examples"]))
     summary = {"arms": results, "train": cfg.ablation.train,
                "gain_from_person_before": wo["before"] - w["before"], "gain_from_person_after": wo["after"] - w["after"]}
-    Path(layout.ablation_results()).write_text(json.dumps(summary, indent=2) + "\n")
-    Path(layout.ablation_card()).write_text(ablation_markdown(summary))
+    out.write_bytes(RunLayout.ABLATION_RESULTS, (json.dumps(summary, indent=2) + "\n").encode())
+    out.write_bytes(RunLayout.ABLATION_CARD, ablation_markdown(summary).encode())
     log.info("person ablation:\n%s", ablation_markdown(summary))
     return summary
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import logging
 import shutil
 import subprocess
@@ -230,10 +229,10 @@ def pairwise_table(summary: dict) -> str:
 
 def ablation_section(layout: RunLayout) -> str:
     """The person ablation's table, when `humanllm ablate-person` has run for this run root."""
-    path = Path(layout.ablation_results())
-    if "://" in layout.ablation_dir() or not path.exists():
+    out = layout.ablation_root()
+    if not out.exists(RunLayout.ABLATION_RESULTS):
         return "<p>Not run for this run root (<code>humanllm ablate-person --config ...</code>).</p>"
-    s = json.loads(path.read_text())
+    s = out.read_json(RunLayout.ABLATION_RESULTS)
     rows = [[arm, r["train_examples"], r["test_examples"], r["mean_tokens"], f"{r['before']:.4f}", f"{r['after']:.4f}"]
             for arm, r in s["arms"].items()]
     return (_table(["arm", "train examples", "test examples", "mean tokens per example", "held-out loss before",

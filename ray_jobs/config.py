@@ -49,7 +49,7 @@ class PipelineConfig(Model):
 
     def layout(self) -> RunLayout:
         """The run root's layout, with the folders this config places elsewhere."""
-        return RunLayout(self.run_root, self.storage, sft_export_uri=self.train.data,
+        return RunLayout(self.run_root, self.storage, inputs_uri=self.sft.inputs, sft_export_uri=self.train.data,
                          train_storage_uri=self.train.storage_path, model_uri=self.train.output_dir,
                          eval_uri=self.evaluate.output_dir, ablation_uri=self.ablation.output_dir)
 

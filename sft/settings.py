@@ -46,6 +46,8 @@ class SFTConfig(Model):
     -> caps -> split -> Parquet, messages JSONL and a dataset card under sft/."""
 
     tokenizer: str = "smollm2"  # the base model's tokenizer folder (its chat template counts tokens)
+    # the run root (local or s3://) whose curated events and synthesis outputs are read; default: run_root
+    inputs: str | None = None
     max_tokens: int = Field(8192, ge=64)  # whole example with the chat template
     seed: int = 2025
     tasks: list[str] | None = None  # None: every task

@@ -50,7 +50,7 @@ def _platform_items(layout: RunLayout, shards: list[str]) -> dict[str, dict[str,
     for shard in shards:
         platform = shard.split("/")[0]
         if platform == S.AMAZON:
-            events = layout.root.read_parquet(layout.events(shard), columns=[S.CONTEXT, S.META])
+            events = layout.inputs.read_parquet(layout.events(shard), columns=[S.CONTEXT, S.META])
             out.setdefault(platform, {}).update(item_names(events))
     return {p: dict(sorted(items.items())) for p, items in out.items()}
 
@@ -63,15 +63,15 @@ class _BuildShard:
 
     def __call__(self, task: dict) -> dict:
         cfg, layout, shard = self.cfg, self.layout, task["shard"]
-        root, index_rel = layout.root, layout.sft_work(LEAKAGE_INDEX)
+        root, inputs, index_rel = layout.root, layout.inputs, layout.sft_work(LEAKAGE_INDEX)
         index = NgramIndex.from_bytes(root.read_bytes(index_rel)) if root.exists(index_rel) else None
         items = root.read_json(layout.sft_work(ITEMS)).get(shard.split("/")[0], {})
         result = build_examples(
-            root.read_parquet(layout.events(shard), schema=S.EVENT_SCHEMA),
-            _read(root, layout.annotations("tags", shard), S.ANNOTATION_SCHEMA),
-            _read(root, layout.annotations("user", shard), S.ANNOTATION_SCHEMA),
-            _read(root, layout.annotations("post", shard), S.ANNOTATION_SCHEMA),
-            _read(root, layout.judgements(shard), S.JUDGEMENT_SCHEMA),
+            inputs.read_parquet(layout.events(shard), schema=S.EVENT_SCHEMA),
+            _read(inputs, layout.annotations("tags", shard), S.ANNOTATION_SCHEMA),
+            _read(inputs, layout.annotations("user", shard), S.ANNOTATION_SCHEMA),
+            _read(inputs, layout.annotations("post", shard), S.ANNOTATION_SCHEMA),
+            _read(inputs, layout.judgements(shard), S.JUDGEMENT_SCHEMA),
             cfg.sft, load_tokenizer(cfg.sft.tokenizer, "sft.tokenizer", cfg.storage), index, items)
         root.write_parquet(_examples(layout, shard), result.examples)
         root.write_parquet(layout.sft_rejects(shard), result.rejects)
@@ -116,9 +116,10 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
         root.delete(layout.SFT)
         for step in STEPS:
             root.delete(RunLayout.markers(step))
-    shards = layout.event_shards(list(cfg.synthesis.platforms))
+    shards = layout.event_shards(list(cfg.synthesis.platforms), layout.inputs)
     if not shards:
-        raise FileNotFoundError(f"no curated events under {root.uri_of(layout.events())}: run `humanllm curate` first")
+        raise FileNotFoundError(f"no curated events under {layout.inputs.uri_of(layout.events())}: "
+                                "run `humanllm curate` first")
     StageMarkers(root, STEPS[0]).check_config(fingerprint(cfg.sft.model_dump(mode="json")))
     load_tokenizer(cfg.sft.tokenizer, "sft.tokenizer", cfg.storage)  # a bad tokenizer fails here, before any worker starts
     if not root.exists(layout.sft_work(ITEMS)):

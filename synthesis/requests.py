@@ -137,7 +137,7 @@ def to_table(requests: Iterable[Request], shard: str, renderer: Renderer | None,
         attempt = 0 if attempts is None else attempts.get(r.request_id, 0)
         seed = seed_for(r.request_id, attempt, syn.seed)
         spec = load_spec(r.kind)
-        sampling = {"max_tokens": r.max_tokens, "temperature": engine.temperature, "top_p": engine.top_p, "seed": seed,
+        sampling = {"max_tokens": min(r.max_tokens, syn.max_tokens.get(r.kind, r.max_tokens)), "temperature": engine.temperature, "top_p": engine.top_p, "seed": seed,
                     "structured": structured_output(spec)}
         rows.append({S.REQUEST_ID: r.request_id, S.ANNOTATION_KIND: r.kind, S.SUBJECT_ID: r.subject_id,
                      S.USER_ID: r.user_id, S.PLATFORM: r.platform, S.SHARD: shard, S.PRIORITY: r.priority,

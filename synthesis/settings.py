@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from core.config import Model
 from llm.settings import EngineConfig
@@ -55,9 +55,24 @@ class SynthesisConfig(Model):
     # "tags" (unset: every post, as in the paper) caps the posts tagged per user, the latest first.
     max_posts: dict[str, int] = {"sqa": 20, "sqa_reason": 60, "scenario": 40, "summary": 1_000_000}
     max_users: int | None = None  # cap per platform (smoke runs)
+    # kind -> a cap on its generated tokens below the prompt file's `max_tokens` (a small model that
+    # rambles to the budget, a cheaper smoke run); answers that fit are unchanged (same seed)
+    max_tokens: dict[str, int] = {}
     # Generated text is scrubbed with curation's PII detectors before it is written (a persona or story
     # can reintroduce an identifier seen in the history); counts per kind land in synth/stats.json.
     scrub_pii: bool = True
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _known_kinds(cls, caps: dict[str, int]) -> dict[str, int]:
+        from synthesis.prompts import all_kinds
+
+        unknown = sorted(set(caps) - set(all_kinds()))
+        if unknown:
+            raise ValueError(f"unknown generation kind(s) {unknown}; kinds: {', '.join(all_kinds())}")
+        if any(n < 1 for n in caps.values()):
+            raise ValueError("a max_tokens cap must be at least 1")
+        return caps
 
 
 # Per-task caps of PAPER.md 3.5 (upper bounds from the reference code), per platform. Amazon's caps

@@ -9,6 +9,7 @@ import json
 import pyarrow as pa
 
 from core import schema as S
+from core.config import StorageConfig
 from core.storage import RunRoot
 from tests.synth_fixtures import SENTENCES
 
@@ -130,9 +131,10 @@ def tables(platform: str | None = None) -> dict[str, pa.Table]:
     return out
 
 
-def write_sft_run_root(path: str) -> RunRoot:
-    """The fixture as a run root with one shard per platform (what curate and synthesize would write)."""
-    root = RunRoot(path)
+def write_sft_run_root(path: str, storage: StorageConfig | None = None) -> RunRoot:
+    """The fixture as a run root (local or s3://) with one shard per platform (what curate and
+    synthesize would write)."""
+    root = RunRoot(path, storage or StorageConfig())
     for platform in ("reddit", "blogger", "amazon"):
         t = tables(platform)
         shard = f"{platform}/part-0000"

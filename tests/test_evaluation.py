@@ -11,6 +11,8 @@ import pyarrow as pa
 import pytest
 import torch
 
+from core.config import StorageConfig
+from core.layout import RunLayout
 from core.storage import RunRoot
 from evaluation import judge as J
 from evaluation import mcq as M
@@ -224,14 +226,20 @@ def test_missing_model_and_benchmark_folder_are_clear_errors(sft_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_person_ablation_trains_both_arms_on_ray(ray_cluster, tiny_model, tmp_path):
+def test_person_ablation_trains_both_arms_on_ray(ray_cluster, tiny_model, s3_endpoint):
     """Both arms build the same examples (prompts with and without the person part) and train on Ray
-    Train; the result names the held-out loss of each before and after."""
+    Train; the result names the held-out loss of each before and after. The run root is on S3 (moto):
+    the arms read the main run's events and annotations in place and write their own folders there."""
+    import boto3
+
     from evaluation.ablation import run as run_person_ablation
 
-    root = str(tmp_path / "run")
-    write_sft_run_root(root)
-    cfg = parse_config({"run_root": root, "salt": "t", "synthesis": {"platforms": ["reddit", "blogger", "amazon"]},
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket="runs")
+    storage = {"endpoint_url": s3_endpoint, "region": "us-east-1"}
+    root = "s3://runs/run"
+    write_sft_run_root(root, StorageConfig(**storage))
+    cfg = parse_config({"run_root": root, "salt": "t", "storage": storage,
+                        "synthesis": {"platforms": ["reddit", "blogger", "amazon"]},
                         "sft": {"leakage": {"benchmarks": []}, "split": {"test_fraction": 0.34}},
                         "train": {"model": tiny_model, "deepspeed": str(Path(__file__).parent.parent / "configs/deepspeed/zero2.yaml"),
                                   "wandb": {"mode": "offline"}},
@@ -243,7 +251,10 @@ def test_person_ablation_trains_both_arms_on_ray(ray_cluster, tiny_model, tmp_pa
     assert w["mean_tokens"] > wo["mean_tokens"]  # the person part is gone from the prompts
     for arm in (w, wo):
         assert [s for s, _ in arm["eval_loss"]] == [0, 3] and all(np.isfinite(v) for _, v in arm["eval_loss"])
-    assert Path(cfg.layout().ablation_card()).read_text().startswith("| arm |")
+    out = cfg.layout().ablation_root()
+    assert out.uri_of() == "s3://runs/run/ablation_person"
+    assert out.read_bytes(RunLayout.ABLATION_CARD).decode().startswith("| arm |")
+    assert out.exists(f"with_person/{RunLayout.sft_export('train.jsonl')}") and not out.exists(f"with_person/{RunLayout.EVENTS}")
     assert summary["gain_from_person_after"] == pytest.approx(wo["after"] - w["after"])
 
 

@@ -8,6 +8,7 @@ import pyarrow.compute as pc
 import pytest
 
 from core import schema as S
+from core.config import ConfigError
 from core.layout import RunLayout
 from core.storage import RunRoot
 from llm.render import Renderer
@@ -165,6 +166,17 @@ def test_tags_cap_keeps_each_users_latest_posts():
     reqs = R.tag_requests(events, syn, Renderer(None))
     assert {(r.user_id, r.subject_id) for r in reqs} == {
         ("u_alice", "reddit:u_alice:5"), ("u_alice", "reddit:u_alice:6"), ("u_bob", "reddit:u_bob:2"), ("u_bob", "reddit:u_bob:3")}
+
+
+def test_a_max_tokens_cap_lowers_only_its_kind_and_an_unknown_kind_is_refused():
+    events = hand_made_events()["reddit/part-0000"]
+    cfg = parse_config({"synthesis": {"max_tokens": {"tag_v2": 64}}})
+    reqs = R.tag_requests(events, cfg.synthesis, Renderer(None))
+    rows = R.to_table(reqs, "reddit/part-0000", None, cfg.synthesis, cfg.synthesis.engine).to_pylist()
+    caps = {(r[S.ANNOTATION_KIND], json.loads(r[S.SAMPLING])["max_tokens"]) for r in rows}
+    assert {n for k, n in caps if k == "tag_v2"} == {64} and min(n for k, n in caps if k == "tag_v1") > 64
+    with pytest.raises(ConfigError, match="unknown generation kind"):
+        parse_config({"synthesis": {"max_tokens": {"tag_v3": 64}}})
 
 
 def test_generated_text_is_scrubbed_of_pii_before_it_is_written(tmp_path):

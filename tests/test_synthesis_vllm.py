@@ -136,8 +136,13 @@ def test_smollm2_every_family_on_real_posts(shared_data, ray_cluster, tmp_path):
     run_root = str(tmp_path / "real")
     run_curate(parse_config({**data, "run_root": run_root}), use_ray=False)
     kinds = [k for ks in FAMILIES.values() for k in ks if not k.startswith("judge")]
+    # The caps stop the answers that ramble to the prompt's budget (768-token tag_v2s, a 700-token thought,
+    # 512-token social QAs, 400-token verdicts; each pass waits for its longest answer), above the answers
+    # that prove each family (tag_v2 <= 44 tokens, judges <= 162, scenarios <= 116, a 99-token social QA).
+    caps = {"tag_v2": 128, "thoughts": 160, "long_scenario": 160, "sqa_general": 192,
+            **{k: 224 for k in FAMILIES["judge"]}}
     cfg = vllm_config(run_root, "smollm2", engine={"max_model_len": 2048, "batch_size": 16}, kinds=kinds,
-                      max_users=1, platforms=platforms,
+                      max_users=1, platforms=platforms, max_tokens=caps,
                       max_posts={"tags": 5, "sqa": 2, "sqa_reason": 0, "scenario": 1, "summary": 2},
                       judge={"exempt_platforms": []})
     stats = run_synthesis(cfg, use_ray=True)
