@@ -46,7 +46,8 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
         raise ValueError("the person ablation trains on Ray Train: drop --no-ray")
     out = layout.ablation_root()
     if restart:
-        out.delete("")
+        for name in (*ARMS, RunLayout.ABLATION_RESULTS, RunLayout.ABLATION_CARD):
+            out.delete(name)
     results: dict[str, dict] = {}
     for arm in ARMS:
         acfg = arm_config(cfg, layout, arm)

@@ -18,6 +18,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 
 from core.layout import RunLayout
 
@@ -108,7 +109,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--follow", metavar="JOB_ID", help="reattach to a submitted job: stream its logs to the end")
 
 
-def submit_job(client, config: str, stages: list[str] | None = None, overrides: list[str] = (),
+def submit_job(client, config: str, stages: list[str] | None = None, overrides: Sequence[str] = (),
                working_dir: str = ".") -> str:
     """Submit the pipeline (or `stages`) as one job with the submitter's secrets; return its id."""
     secrets = forwarded_secrets()
