@@ -194,7 +194,7 @@ class Trainer:
             tokens += int(batch["input_ids"].numel() if cfg.packing else batch["attention_mask"].sum())
         self.state["step"] += 1
         elapsed = time.perf_counter() - self._clock
-        totals = torch.tensor([loss_sum, cfg.grad_accum, tokens], dtype=torch.float64)
+        totals = torch.tensor([loss_sum, cfg.grad_accum, tokens], dtype=torch.float64, device=self.device)
         torch.distributed.all_reduce(totals)
         tokens_per_s = float(totals[2]) / elapsed if elapsed else 0.0
         metrics = {"step": self.state["step"], "epoch": self.state["micro"] / self.per_rank_epoch,
@@ -240,7 +240,7 @@ class Trainer:
                 total += float(engine(**batch).loss) * n
                 tokens += n
         engine.train()
-        stats = torch.tensor([total, tokens], dtype=torch.float64)
+        stats = torch.tensor([total, tokens], dtype=torch.float64, device=self.device)
         torch.distributed.all_reduce(stats)
         return float(stats[0] / stats[1]) if stats[1] else None
 
