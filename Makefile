@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?= configs/local.yaml
 
-.PHONY: install demo test test-fast bench bench-dedup bench-synthesize bench-train clean
+.PHONY: install demo test test-fast bench bench-dedup bench-synthesize bench-train images clean
 
 install:
 	VENV=$(VENV) bash scripts/install.sh
@@ -31,6 +31,9 @@ bench-synthesize: install
 
 bench-train: install
 	$(PY) bench/train.py
+
+images:
+	bash scripts/build_images.sh
 
 clean:
 	rm -rf runs sample_data .pytest_cache
