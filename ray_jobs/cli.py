@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from ray_jobs import ablate_person, build_sft, curate, evaluate, submit, synthesize, train, train_quality
+from ray_jobs import ablate_person, build_sft, curate, evaluate, plan, submit, synthesize, train, train_quality
 from ray_jobs.common import add_arguments, run_main
 
 
@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("merge", help="LM-Cocktail weighted average of a tuned model and its base")
     train.add_merge_arguments(m)
     m.set_defaults(func=train.merge)
+    pl = sub.add_parser("plan", help="capacity plan for N users: nodes, hours, GPU-hours and cost per stage")
+    plan.add_arguments(pl)
+    pl.set_defaults(func=plan.run)
     s = sub.add_parser("sample", help="write the bundled synthetic sample (native raw formats of all platforms)")
     s.add_argument("out")
     s.add_argument("--seed", type=int, default=0)
