@@ -42,11 +42,9 @@ def sample_config(sample_dir: Path, run_root: str, **curate) -> dict:
             "curate": {"inputs": sample_inputs(sample_dir), "num_user_buckets": 3, **curate}}
 
 
-def test_curate_bundled_sample_on_ray(ray_cluster, sample_dir, tmp_path):
-    cfg = parse_config(sample_config(sample_dir, str(tmp_path / "run")))
-    stats = run_curate(cfg, use_ray=True)
+def check_curated_sample(root: RunRoot, stats: dict) -> None:
+    """What curate must make of the bundled sample: accounting, timelines, every rule, privacy, context."""
     assert stats["accounting_errors"] == [] and stats["file_errors"] == []
-    root = RunRoot(cfg.run_root)
     events = root.read_parquet("events", schema=S.EVENT_SCHEMA)
     users = root.read_parquet("users", schema=S.USER_SCHEMA)
     rejects = root.read_parquet("rejects", schema=S.REJECT_SCHEMA)
@@ -80,7 +78,7 @@ def test_curate_bundled_sample_on_ray(ray_cluster, sample_dir, tmp_path):
     assert S.AUTHOR not in events.column_names
     text = " ".join(t for t in events[S.TEXT].to_pylist() if t)
     assert "@example.com" not in text and "http" not in text
-    assert (root.read_json("stats.json")["platforms"] == stats["platforms"])
+    assert root.read_json("stats.json")["platforms"] == stats["platforms"]
 
     # Comments carry their parent submission; reviews their item.
     comments = events.filter(pc.equal(events[S.KIND], S.COMMENT))
@@ -139,7 +137,8 @@ def test_kill_and_rerun_gives_identical_output(ray_cluster, synthetic_corpus, tm
     assert {p: p.stat().st_mtime_ns for p in Path(killed).rglob("*.parquet")} == before
 
 
-def test_s3_read_and_write(ray_cluster, sample_dir, tmp_path, s3_endpoint):
+def test_curate_bundled_sample_on_ray_from_and_to_s3(ray_cluster, sample_dir, tmp_path, s3_endpoint):
+    """The bundled sample read from and curated to S3 on Ray; the same rows as a local run without Ray."""
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
@@ -153,7 +152,7 @@ def test_s3_read_and_write(ray_cluster, sample_dir, tmp_path, s3_endpoint):
     data = {"run_root": "s3://runs/curate", "salt": "test-salt", "storage": storage,
             "curate": {"inputs": inputs, "num_user_buckets": 3}}
     stats = run_curate(parse_config(data), use_ray=True)
-    assert stats["accounting_errors"] == [] and stats["file_errors"] == []
+    check_curated_sample(RunRoot("s3://runs/curate", parse_config(data).storage), stats)
     assert s3.head_object(Bucket="runs", Key="curate/stats.json")["ContentLength"] > 0
     assert s3.list_objects_v2(Bucket="runs", Prefix="curate/events/")["KeyCount"] > 0
 
