@@ -1,11 +1,13 @@
 """Post-level SFT tasks from accepted annotations (PAPER.md 5): the four social-QA variants and the
-scenario, story, behaviour-story and thoughts generations."""
+scenario, story, behaviour-story and thoughts generations. Their prompts are rendered by
+`social_qa_prompt` and `scenario_prompt`, which the simulate service (explain, think) calls too."""
 from __future__ import annotations
 
 from typing import Iterator
 
 from sft.bundle import UserBundle
 from sft.common import about, BuildContext, choose_person, Example, person_values
+from sft.settings import SFTConfig
 from sft.wording import render
 
 SQA_TASKS = ("sqa_general", "sqa_thoughts", "sqa_actions", "sqa_reason")
@@ -16,6 +18,18 @@ SCENARIO_FIELDS = {
     "behavior_story": (("background", "characters"), "story"),
     "thoughts": (("background", "characters"), "thoughts"),
 }
+
+
+def social_qa_prompt(eid: str, cfg: SFTConfig, person: tuple[str, str], scenario: str, question: str,
+                     words: int) -> str:
+    """The social-QA prompt (every variant: the question carries it) for a persona or profile."""
+    return render("social_qa" if cfg.person_context else "social_qa_no_person", eid,
+                  scenario=scenario, question=question, words=words, **person_values(*person))
+
+
+def scenario_prompt(task: str, eid: str, values: dict, words: int) -> str:
+    """The prompt of a scenario/story task from its annotation's input fields (SCENARIO_FIELDS)."""
+    return render(task, eid, words=words, **{k: values[k] for k in SCENARIO_FIELDS[task][0]})
 
 
 def social_qa(task: str):
@@ -31,9 +45,7 @@ def social_qa(task: str):
             if chosen is None:
                 ctx.skip(task, "needs an accepted persona or profile")
                 continue
-            text = render("social_qa" if ctx.cfg.person_context else "social_qa_no_person", eid,
-                          scenario=qa["scenario"], question=qa["question"],
-                          words=about(qa["answer"]), **person_values(*chosen))
+            text = social_qa_prompt(eid, ctx.cfg, chosen, qa["scenario"], qa["question"], about(qa["answer"]))
             yield ctx.example(eid, task, b, post.event_id, post.ts, text, qa["answer"])
 
     build.__name__ = build.__qualname__ = task
@@ -52,7 +64,7 @@ def scenario(task: str):
                 continue
             eid = ctx.example_id(task, b, post.event_id)
             target = ann[target_field]
-            text = render(task, eid, words=about(target), **{k: ann[k] for k in inputs})
+            text = scenario_prompt(task, eid, ann, about(target))
             yield ctx.example(eid, task, b, post.event_id, post.ts, text, target)
 
     build.__name__ = build.__qualname__ = task

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import Iterator, TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +23,7 @@ from core.shards import fingerprint, merge_stats, run_shards, StageMarkers
 from core.storage import RunRoot
 from llm.models import load_tokenizer
 from sft.build import build_examples, cap_and_split, cap_thresholds, item_names
+from sft.bundle import build_bundles, UserBundle
 from sft.card import dataset_card, split_sizes, split_summary
 from sft.export import write_exports
 from sft.leakage import NgramIndex
@@ -44,6 +45,34 @@ def _read(root: RunRoot, rel: str, schema: pa.Schema) -> pa.Table:
     return root.read_parquet(rel, schema=schema) if root.exists(rel) else schema.empty_table()
 
 
+def curated_shards(cfg: PipelineConfig, layout: RunLayout) -> list[str]:
+    """The curated shards build-sft reads (`<platform>/<part>` of the synthesis platforms, in the inputs root)."""
+    shards = layout.event_shards(list(cfg.synthesis.platforms), layout.inputs)
+    if not shards:
+        raise FileNotFoundError(f"no curated events under {layout.inputs.uri_of(layout.events())}: "
+                                "run `humanllm curate` first")
+    return shards
+
+
+def shard_inputs(layout: RunLayout, shard: str) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table, pa.Table]:
+    """What build-sft reads of one curated shard: its events, tags, user and post annotations, judgements
+    (an absent synthesis output is an empty table)."""
+    inputs = layout.inputs
+    return (inputs.read_parquet(layout.events(shard), schema=S.EVENT_SCHEMA),
+            _read(inputs, layout.annotations("tags", shard), S.ANNOTATION_SCHEMA),
+            _read(inputs, layout.annotations("user", shard), S.ANNOTATION_SCHEMA),
+            _read(inputs, layout.annotations("post", shard), S.ANNOTATION_SCHEMA),
+            _read(inputs, layout.judgements(shard), S.JUDGEMENT_SCHEMA))
+
+
+def load_bundles(cfg: PipelineConfig, layout: RunLayout | None = None) -> Iterator[UserBundle]:
+    """Every user's bundle of a run, shard by shard, from the inputs build-sft reads (the simulate
+    service's people; the build itself goes through the same `shard_inputs`)."""
+    layout = layout or cfg.layout()
+    for shard in curated_shards(cfg, layout):
+        yield from build_bundles(*shard_inputs(layout, shard))
+
+
 def _platform_items(layout: RunLayout, shards: list[str]) -> dict[str, dict[str, str]]:
     """Per platform with reviews, item id -> name over every shard (item selection draws negatives here)."""
     out: dict[str, dict[str, str]] = {}
@@ -63,16 +92,11 @@ class _BuildShard:
 
     def __call__(self, task: dict) -> dict:
         cfg, layout, shard = self.cfg, self.layout, task["shard"]
-        root, inputs, index_rel = layout.root, layout.inputs, layout.sft_work(LEAKAGE_INDEX)
+        root, index_rel = layout.root, layout.sft_work(LEAKAGE_INDEX)
         index = NgramIndex.from_bytes(root.read_bytes(index_rel)) if root.exists(index_rel) else None
         items = root.read_json(layout.sft_work(ITEMS)).get(shard.split("/")[0], {})
-        result = build_examples(
-            inputs.read_parquet(layout.events(shard), schema=S.EVENT_SCHEMA),
-            _read(inputs, layout.annotations("tags", shard), S.ANNOTATION_SCHEMA),
-            _read(inputs, layout.annotations("user", shard), S.ANNOTATION_SCHEMA),
-            _read(inputs, layout.annotations("post", shard), S.ANNOTATION_SCHEMA),
-            _read(inputs, layout.judgements(shard), S.JUDGEMENT_SCHEMA),
-            cfg.sft, load_tokenizer(cfg.sft.tokenizer, "sft.tokenizer", cfg.storage), index, items)
+        result = build_examples(*shard_inputs(layout, shard), cfg.sft,
+                                load_tokenizer(cfg.sft.tokenizer, "sft.tokenizer", cfg.storage), index, items)
         root.write_parquet(_examples(layout, shard), result.examples)
         root.write_parquet(layout.sft_rejects(shard), result.rejects)
         return result.stats
@@ -116,10 +140,7 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
         root.delete(layout.SFT)
         for step in STEPS:
             root.delete(RunLayout.markers(step))
-    shards = layout.event_shards(list(cfg.synthesis.platforms), layout.inputs)
-    if not shards:
-        raise FileNotFoundError(f"no curated events under {layout.inputs.uri_of(layout.events())}: "
-                                "run `humanllm curate` first")
+    shards = curated_shards(cfg, layout)
     StageMarkers(root, STEPS[0]).check_config(fingerprint(cfg.sft.model_dump(mode="json")))
     load_tokenizer(cfg.sft.tokenizer, "sft.tokenizer", cfg.storage)  # a bad tokenizer fails here, before any worker starts
     if not root.exists(layout.sft_work(ITEMS)):

@@ -1,5 +1,6 @@
 """Prompt wordings of the SFT tasks: YAML files in `prompts/` mapping a task to several paraphrases;
-one is chosen deterministically by example id and filled with the example's values."""
+one is chosen deterministically by example id and filled with the example's values. Another folder of
+the same form (simulate/prompts: the simulate service's own wordings) is read with `folder=`."""
 from __future__ import annotations
 
 import hashlib
@@ -17,11 +18,11 @@ class WordingError(ValueError):
 
 
 @lru_cache(maxsize=None)
-def wordings() -> dict[str, tuple[str, ...]]:
-    """Every task's paraphrases, from all files in prompts/ (a task defined twice is an error)."""
+def wordings(folder: Path = PROMPTS) -> dict[str, tuple[str, ...]]:
+    """Every task's paraphrases, from all files in `folder` (a task defined twice is an error)."""
     out: dict[str, tuple[str, ...]] = {}
     origin: dict[str, str] = {}
-    for path in sorted(PROMPTS.glob("*.yaml")):
+    for path in sorted(Path(folder).glob("*.yaml")):
         data = yaml.safe_load(path.read_text()) or {}
         for key, value in data.items():
             if key in out:
@@ -37,18 +38,18 @@ def fields_of(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-def pick(key: str, example_id: str) -> str:
+def pick(key: str, example_id: str, folder: Path = PROMPTS) -> str:
     """The paraphrase of `key` used for one example (stable across runs)."""
-    options = wordings().get(key)
+    options = wordings(folder).get(key)
     if options is None:
-        raise WordingError(f"no wording `{key}` in {PROMPTS}")
+        raise WordingError(f"no wording `{key}` in {folder}")
     return options[int(hashlib.sha1(f"{key}:{example_id}".encode()).hexdigest()[:8], 16) % len(options)]
 
 
-def render(key: str, example_id: str, **values: object) -> str:
+def render(key: str, example_id: str, folder: Path = PROMPTS, **values: object) -> str:
     """Fill the example's paraphrase of `key`; a missing value is an error naming the wording."""
-    template = pick(key, example_id)
+    template = pick(key, example_id, folder)
     missing = fields_of(template) - values.keys()
     if missing:
-        raise WordingError(f"wording `{key}` in {PROMPTS} needs {sorted(missing)}; the builder gave {sorted(values)}")
+        raise WordingError(f"wording `{key}` in {folder} needs {sorted(missing)}; the builder gave {sorted(values)}")
     return template.format(**values)
