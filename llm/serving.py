@@ -53,9 +53,10 @@ def engine_kwargs(cfg: EngineConfig) -> dict[str, Any]:
     return {**kwargs, **cfg.engine_kwargs}
 
 
-def llm_config(cfg: EngineConfig, storage: StorageConfig | None = None):
-    """The Ray Serve LLM config of one engine: `concurrency` replicas of the model. An s3:// model is
-    fetched by Ray Serve LLM on each replica's node (through `storage`'s endpoint)."""
+def llm_config(cfg: EngineConfig, storage: StorageConfig | None = None, deployment_config: dict | None = None):
+    """The Ray Serve LLM config of one engine: `concurrency` replicas of the model (or the given Serve
+    `deployment_config`, e.g. autoscaling). An s3:// model is fetched by Ray Serve LLM on each replica's
+    node (through `storage`'s endpoint)."""
     import os
 
     from ray.serve.llm import LLMConfig, ModelLoadingConfig
@@ -71,7 +72,7 @@ def llm_config(cfg: EngineConfig, storage: StorageConfig | None = None):
         extra["placement_group_config"] = {"bundles": [{"CPU": 1, "GPU": 0}], "strategy": "PACK"}
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     return LLMConfig(model_loading_config=ModelLoadingConfig(model_id=MODEL_ID, model_source=source),
-                     deployment_config={"num_replicas": cfg.concurrency}, engine_kwargs=engine_kwargs(cfg),
+                     deployment_config=deployment_config or {"num_replicas": cfg.concurrency}, engine_kwargs=engine_kwargs(cfg),
                      runtime_env={"env_vars": env}, **extra)
 
 

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from ray_jobs import ablate_person, build_sft, curate, evaluate, plan, submit, synthesize, train, train_quality
+from ray_jobs import ablate_person, build_sft, curate, evaluate, plan, serve, submit, synthesize, train, train_quality
 from ray_jobs.common import add_arguments, run_main
 
 
@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("merge", help="LM-Cocktail weighted average of a tuned model and its base")
     train.add_merge_arguments(m)
     m.set_defaults(func=train.merge)
+    sv = sub.add_parser("serve", help="the tuned model as a service: OpenAI /v1/chat/completions, /v1/simulate "
+                        "(what a given person would write, choose, rate or think), /v1/people")
+    serve.add_arguments(sv)
+    sv.set_defaults(func=serve.run)
     pl = sub.add_parser("plan", help="capacity plan for N users: nodes, hours, GPU-hours and cost per stage")
     plan.add_arguments(pl)
     pl.set_defaults(func=plan.run)

@@ -10,6 +10,7 @@ from core.layout import RunLayout
 from evaluation.settings import AblationConfig, EvalConfig
 from processing.settings import CurateConfig, QualityTrainConfig
 from sft.settings import SFTConfig
+from simulate.settings import ServeConfig
 from synthesis.settings import SynthesisConfig
 from train.settings import TrainConfig
 
@@ -29,6 +30,7 @@ class PipelineConfig(Model):
     train: TrainConfig = TrainConfig()
     evaluate: EvalConfig = EvalConfig()
     ablation: AblationConfig = AblationConfig()
+    serve: ServeConfig = ServeConfig()
 
     def user_salt(self) -> str:
         """The secret salt of user ids: from the environment, else the config; an error if neither."""
