@@ -167,8 +167,8 @@ def test_cpu_workers_scale_from_zero_and_back_and_a_gpu_task_gets_its_node_type(
     try:
         client = cluster.client()
         assert _worker_types(cluster, cluster.nodes()) == []  # every worker type starts at zero
-        overrides = [f"run_root={json.dumps(str(tmp_path / 'run'))}",
-                     f"curate.inputs={json.dumps(sample_inputs(sample_dir))}"]
+        reddit = [i for i in sample_inputs(sample_dir) if i["format"] == "reddit_pushshift"]  # a short job
+        overrides = [f"run_root={json.dumps(str(tmp_path / 'run'))}", f"curate.inputs={json.dumps(reddit)}"]
         job = submit.submit_job(client, "configs/local.yaml", ["curate"], overrides, str(REPO))
         assert _wait_job(client, job) == "SUCCEEDED", client.get_job_logs(job)[-3000:]
         assert (tmp_path / "run" / "users").is_dir()

@@ -194,7 +194,7 @@ def _ray_cfg(tiny_model: str, data: str, tmp: Path, name: str, **over):
 def test_ray_train_deepspeed_zero3_two_workers(ray_cluster, tiny_model, sft_export, tmp_path):
     """ZeRO-3 on two Ray Train workers: the loss and the held-out loss fall, and the export (gathered from
     the ZeRO shards) reloads. ZeRO-2 on two workers, on two nodes, is tests/test_submit.py: a run that lost
-    a node resumes by name to an export identical to an uninterrupted run's, and refuses another world size."""
+    a node resumes by name to an export identical to an uninterrupted run's."""
     from train.launcher import run_training
 
     m = run_training(_ray_cfg(tiny_model, sft_export, tmp_path, "a", deepspeed=str(REPO / "configs/deepspeed/zero3.yaml")))
@@ -246,3 +246,17 @@ def test_smollm2_sft_on_real_examples_lowers_the_held_out_loss(shared_data, tmp_
     history = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
     before = history[0]["eval_loss"]
     assert history[0]["step"] == 0 and metrics["eval_loss"] < before - 0.05, (before, metrics)
+
+
+def test_a_checkpoint_of_another_world_size_is_refused_not_resharded(tmp_path):
+    """Rerun with fewer workers (a node short, say): ZeRO shards are per rank, so the run stops with what to do."""
+    from train.checkpoints import LocalCheckpointer, STATE, WorldSizeChanged
+    from train.settings import TrainConfig
+
+    cfg = TrainConfig(storage_path=str(tmp_path), name="run")
+    folder = tmp_path / "run" / "step-00000004"
+    folder.mkdir(parents=True)
+    (folder / STATE).write_text(json.dumps({"step": 4, "world_size": 2}))
+    with pytest.raises(WorldSizeChanged, match=r"written by 2 workers, this run has 1.*cannot be resharded.*"
+                                               r"train.num_workers=2"):
+        LocalCheckpointer(cfg, rank=0).restore(None, {}, world=1)
