@@ -13,6 +13,7 @@ storage, the model folder, the evaluation and ablation folders), which are URIs.
     train/<name>/ (checkpoints)   model/tuned  model/merged  model/metrics.jsonl  model/wandb (train)
     eval/ (items, mcq/, generations/, judge, in_domain, summary.json, report.html, figures/)  (evaluate)
     ablation_person/   logs/
+    simulate/<task>/ (answers.parquet, parts/, stats.json)   (simulate)
 """
 from __future__ import annotations
 
@@ -294,3 +295,17 @@ class RunLayout:
     def ablation_root(self) -> RunRoot:
         """The storage handle of the ablation folder (local or s3://)."""
         return self.at(self.ablation_dir())
+
+    # ---- simulate (batch; paths below relative to `simulate_dir`) -------------------------------
+    SIMULATE = "simulate"
+    SIMULATE_ANSWERS = "answers.parquet"  # one row per request, written once none is pending
+    SIMULATE_PARTS = "parts"  # answers as they stream back (the resume state)
+    SIMULATE_STATS = "stats.json"
+
+    def simulate_dir(self, task: str) -> str:
+        """URI of `humanllm simulate`'s default output folder for one task: <run_root>/simulate/<task>."""
+        return self.root.uri_of(self.SIMULATE, task)
+
+    @classmethod
+    def simulate_part(cls, name: str | None = None) -> str:
+        return _parquet(cls.SIMULATE_PARTS, name)

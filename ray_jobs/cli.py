@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from ray_jobs import ablate_person, build_sft, curate, evaluate, plan, serve, submit, synthesize, train, train_quality
+from ray_jobs import ablate_person, build_sft, curate, evaluate, plan, serve, simulate, submit, synthesize, train, train_quality
 from ray_jobs.common import add_arguments, run_main
 
 
@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(what a given person would write, choose, rate or think), /v1/people")
     serve.add_arguments(sv)
     sv.set_defaults(func=serve.run)
+    sm = sub.add_parser("simulate", help="the simulate requests in batch over many people, through the serve "
+                        "engine: Parquet under <run_root>/simulate/<task>/, resumable")
+    simulate.add_arguments(sm)
+    sm.set_defaults(func=simulate.run)
     pl = sub.add_parser("plan", help="capacity plan for N users: nodes, hours, GPU-hours and cost per stage")
     plan.add_arguments(pl)
     pl.set_defaults(func=plan.run)
