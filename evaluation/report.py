@@ -269,6 +269,8 @@ def write_report(cfg: PipelineConfig, layout: RunLayout, summary: dict) -> str:
         if png is not None:
             out.write_bytes(layout.eval_figure(name), png)
             imgs[name] = f'<img src="{layout.eval_figure(name)}" alt="{name}">'
+    from evaluation.simulation import report_section as simulation_section
+
     models = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v['backend'])} {html.escape(v['model'])}</li>"
                      for k, v in summary["models"].items())
     bench_rows = [[b, *(("skipped: " + c["skipped"],) if "skipped" in c else (c["loaded"], c["in_langs"], c["scored"]))]
@@ -296,6 +298,7 @@ and authorship attribution (a character n-gram classifier trained on the users' 
 {pairwise_table(summary)}
 <h3>Person ablation: the same SFT with and without the person part (held-out users)</h3>
 {ablation_section(layout)}
+{simulation_section(summary.get("simulation"))}
 <h2>Capabilities</h2>{imgs.get('radar', '<p>Too few shared axes for a radar.</p>')}
 <h2>Data</h2>{imgs.get('curation_funnel', '<p>No curation stats in this run root.</p>')}
 {imgs.get('sft_dataset', '<p>No SFT dataset stats in this run root.</p>')}

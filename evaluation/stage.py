@@ -294,7 +294,8 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     if restart:
         out.delete("")
     engines = model_engines(cfg, layout)
-    fp = fingerprint({"evaluate": ev.model_dump(mode="json"), "engines": {k: e.model_dump(mode="json") for k, e in engines.items()}})
+    # the opt-in simulation step keeps its own fingerprint (evaluation/simulation.py): turning it on reuses the rest
+    fp = fingerprint({"evaluate": ev.model_dump(mode="json", exclude={"simulation"}), "engines": {k: e.model_dump(mode="json") for k, e in engines.items()}})
     if out.exists(layout.EVAL_CONFIG) and out.read_json(layout.EVAL_CONFIG)["fingerprint"] != fp:
         raise RuntimeError(f"{out.uri_of(layout.EVAL_CONFIG)}: this folder holds an evaluation with another configuration; "
                            "use another evaluate.output_dir, or rerun with --restart")
@@ -324,6 +325,10 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
         if judge_on:
             judge = _step(out, layout.EVAL_JUDGE, lambda: judge_step(cfg, layout, examples, outputs,
                                                                       served if use_ray else None))
+        if ev.simulation.enabled:
+            from evaluation.simulation import run_simulation
+
+            summary_simulation = run_simulation(cfg, layout, engines, served if use_ray else None)
     in_domain = D.IN_DOMAIN_SCHEMA.empty_table() if not metrics else join_judge(pa.concat_tables(metrics), judge)
     out.write_parquet(layout.EVAL_IN_DOMAIN, in_domain)
     results = pa.concat_tables(mcq_tables) if mcq_tables else M.MCQ_RESULT_SCHEMA.empty_table()
@@ -332,6 +337,8 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
                "in_domain": D.task_summary(in_domain, ev.bootstrap, ev.seed), "pairwise": pairwise_summary(judge),
                "in_domain_examples": len(examples), "generation_errors_in_domain": errors,
                "judge_unparsed": sum((r["score"] is None and r["winner"] is None) for r in judge.to_pylist())}
+    if ev.simulation.enabled:
+        summary["simulation"] = summary_simulation
     out.write_json(layout.EVAL_SUMMARY, summary)
     if ev.report:
         from evaluation.report import write_report
