@@ -1,6 +1,6 @@
 """Deduplication kernels: text normalisation and exact keys, vectorised MinHash signatures
 (datasketch's permutations and affine32 scheme, so signatures equal datasketch's `MinHash`), LSH band keys,
-bucket chaining and connected components. Pure functions over numpy/pyarrow; the distributed
+compact (b-bit) signatures and the verification of candidate pairs, bucket chaining and connected components. Pure functions over numpy/pyarrow; the distributed
 steps that use them are in `dedup_stage.py`.
 """
 from __future__ import annotations
@@ -168,6 +168,110 @@ def band_keys(sig: np.ndarray, cfg: DedupConfig, salt: np.ndarray) -> np.ndarray
     return keys
 
 
+def pack_signatures(sig: np.ndarray, bits: int) -> pa.FixedSizeBinaryArray:
+    """b-bit signatures (n x num_perm*bits/8 bytes) the index rows carry for verification.
+
+    Each 32-bit value is mixed (fmix32, a bijection: equal values stay equal) and its low `bits` kept,
+    so two unequal values collide with probability 2^-bits (corrected for in `estimated_jaccard`).
+    Low bits of the raw values are not used: they are constant for the permutations with an even `a`.
+    """
+    v = fmix32(sig) if bits < 32 else sig.astype(np.uint32)
+    if bits == 4:
+        lo, hi = v[:, 0::2] & np.uint32(0xF), v[:, 1::2] & np.uint32(0xF)
+        packed = (lo | (hi << np.uint32(4))).astype(np.uint8)
+    else:
+        packed = np.ascontiguousarray((v & np.uint32((1 << bits) - 1)).astype(f"<u{bits // 8}")).view(np.uint8)
+    width = packed.shape[1] if packed.ndim == 2 else 0
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(sig), [None, pa.py_buffer(packed.tobytes())])
+
+
+def unpack_signatures(arr: pa.Array | pa.ChunkedArray, num_perm: int, bits: int) -> np.ndarray:
+    """The b-bit values of packed signatures (no nulls): n x num_perm, uint8/uint16/uint32."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], pa.binary(num_perm * bits // 8))
+    width = num_perm * bits // 8
+    raw = np.frombuffer(arr.buffers()[1], np.uint8)[arr.offset * width:(arr.offset + len(arr)) * width] \
+        if len(arr) else np.zeros(0, np.uint8)
+    raw = raw.reshape(len(arr), width)
+    if bits == 4:
+        out = np.empty((len(arr), num_perm), np.uint8)
+        out[:, 0::2], out[:, 1::2] = raw & 0xF, raw >> 4
+        return out
+    return raw.view(f"<u{bits // 8}").reshape(len(arr), num_perm)
+
+
+def estimated_jaccard(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
+    """Jaccard estimates of row pairs of b-bit signatures: the share of equal values, less the chance
+    2^-bits that two unequal values agree (Li and Koenig's b-bit MinHash estimator)."""
+    share = np.count_nonzero(a == b, axis=1) / a.shape[1]
+    c = 2.0 ** -bits
+    return (share - c) / (1.0 - c)
+
+
+def verified_edges(groups: pa.Array | np.ndarray, members: pa.Array, sigs: np.ndarray, threshold: float, bits: int,
+                   cap: int) -> tuple[pa.Table, dict]:
+    """Link the members of each group (LSH bucket) whose estimated Jaccard reaches `threshold`.
+
+    Members are sorted by id within a group (the first `cap` count, as in `chain_edges`). Rounds,
+    each vectorised over every group at once: the first unsettled member of a group is its head,
+    every other unsettled member is compared with the head, and those at or above the threshold are
+    linked to it (edge head -> member) and settled; the head is settled; members that failed wait for
+    the next round's head. So a false candidate in a bucket never links anyone, and true duplicates
+    that share a bucket with it still link to each other. Returns (edges a < b, counts: candidate
+    pairs compared, pairs linked, members skipped over the cap).
+    """
+    empty = pa.table({"a": pa.array([], pa.string()), "b": pa.array([], pa.string())})
+    counts = {"candidate_pairs": 0, "verified_pairs": 0, "capped_bucket_members": 0}
+    if len(members) == 0:
+        return empty, counts
+    g_in = groups.to_numpy(zero_copy_only=False) if isinstance(groups, (pa.Array, pa.ChunkedArray)) else groups
+    # Only rows of groups with two or more members can link: sort the (few) others out on the key alone
+    # before the sort on (key, member id).
+    by_key = np.argsort(g_in, kind="stable")
+    dup = g_in[by_key][1:] == g_in[by_key][:-1]
+    multi = np.zeros(len(g_in), bool)
+    multi[1:] |= dup
+    multi[:-1] |= dup
+    sel = by_key[multi]
+    t = pa.table({"g": g_in[sel], "m": members.take(pa.array(sel, pa.int64())), "i": sel}).sort_by(
+        [("g", "ascending"), ("m", "ascending")])
+    if t.num_rows == 0:
+        return empty, counts
+    g = t["g"].to_numpy()
+    m = t["m"].combine_chunks()
+    perm = t["i"].to_numpy()  # sorted position -> row of sigs (no sorted copy of the signatures)
+    same = np.concatenate([[False], g[1:] == g[:-1]])
+    gid = np.cumsum(~same) - 1
+    run_start = np.flatnonzero(~same)
+    pos = np.arange(len(g)) - run_start[gid]
+    counts["capped_bucket_members"] = int(np.sum(pos >= cap))
+    active = pos < cap
+    sizes = np.bincount(gid[active], minlength=len(run_start))
+    active &= sizes[gid] >= 2
+    heads_out, others_out = [], []
+    while True:
+        idx = np.flatnonzero(active)
+        if len(idx) == 0:
+            break
+        gi = gid[idx]
+        first = np.concatenate([[True], gi[1:] != gi[:-1]])
+        head = idx[first][np.cumsum(first) - 1]
+        other, head = idx[~first], head[~first]
+        ok = estimated_jaccard(sigs[perm[head]], sigs[perm[other]], bits) >= threshold - 1e-12
+        counts["candidate_pairs"] += len(other)
+        heads_out.append(head[ok])
+        others_out.append(other[ok])
+        active[idx[first]] = False
+        active[other[ok]] = False
+        idx = np.flatnonzero(active)  # a group with one unsettled member left is done
+        left = np.bincount(gid[idx], minlength=len(run_start))
+        active[idx[left[gid[idx]] < 2]] = False
+    h, o = np.concatenate(heads_out or [np.zeros(0, np.int64)]), np.concatenate(others_out or [np.zeros(0, np.int64)])
+    counts["verified_pairs"] = len(h)
+    edges = pa.table({"a": m.take(pa.array(h, pa.int64())), "b": m.take(pa.array(o, pa.int64()))})
+    return edges.filter(pc.not_equal(edges["a"], edges["b"])), counts
+
+
 def chain_edges(groups: pa.Array, members: pa.Array, cap: int) -> tuple[pa.Table, int]:
     """Link the members of each group as a chain (sorted by member id): k members give k-1 edges.
 
@@ -219,10 +323,27 @@ def s_curve(bands: int, rows: int, points=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95))
     return [(s, 1 - (1 - s**rows) ** bands) for s in points]
 
 
-def s_curve_text(cfg: DedupConfig) -> str:
-    cells = "  ".join(f"J={s:.2f}:{p:.3f}" for s, p in s_curve(cfg.bands, cfg.rows))
+def verify_probability(s: float, cfg: DedupConfig) -> float:
+    """Probability that a pair of Jaccard s passes verification: at least num_perm * (c + t(1 - c)) of its
+    num_perm b-bit values agree (binomial; each agrees with probability s + (1 - s) c, c = 2^-bits)."""
+    k, c = cfg.num_perm, 2.0 ** -cfg.signature_bits
+    need = math.ceil(k * (c + cfg.threshold * (1 - c)) - 1e-9)
+    p = s + (1 - s) * c
+    return float(sum(math.comb(k, x) * p**x * (1 - p) ** (k - x) for x in range(max(need, 0), k + 1)))
+
+
+def s_curve_text(cfg: DedupConfig, points=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> str:
+    """The candidate S-curve of the setting and, with verification, the chance a pair is linked (candidate
+    times verified, taken as independent: the few values a shared band forces equal are ignored)."""
     threshold = (1 / cfg.bands) ** (1 / cfg.rows)
-    return f"MinHash LSH {cfg.bands} bands x {cfg.rows} rows ({cfg.num_perm} perms), threshold ~{threshold:.2f}: {cells}"
+    cand = s_curve(cfg.bands, cfg.rows, points)
+    text = (f"MinHash LSH {cfg.bands} bands x {cfg.rows} rows ({cfg.num_perm} perms), candidate threshold "
+            f"~{threshold:.2f}: " + "  ".join(f"J={s:.2f}:{p:.3f}" for s, p in cand))
+    if cfg.verify:
+        text += (f"; candidates verified at estimated Jaccard >= {cfg.threshold:.2f} ({cfg.num_perm} "
+                 f"{cfg.signature_bits}-bit values), linked: "
+                 + "  ".join(f"J={s:.2f}:{p * verify_probability(s, cfg):.3f}" for s, p in cand))
+    return text
 
 
 def optimal_bands_rows(threshold: float, num_perm: int) -> tuple[int, int]:

@@ -1,8 +1,10 @@
 """Distributed exact + MinHash-LSH deduplication, as steps of the curate stage.
 
 Layout under the run root, per platform (scope corpus = within a platform; scope user = within a user):
-  dedup_index/<platform>/p=NNNN/<shard>.parquet   band rows (band, key, event_id) hash-partitioned by key;
-                                                  band -1 is the exact key. Written by step 1 (read).
+  dedup_index/<platform>/p=NNNN/<shard>.parquet   band rows (band, key, event_id[, sig]) hash-partitioned
+                                                  by key; band -1 is the exact key; with verify, every LSH
+                                                  band row carries its text's b-bit signature (`sig`,
+                                                  fixed-size binary). Written by step 1 (read).
                                                   It is also the index a later run deduplicates against.
   _work/curate/dedup/<platform>/...               exact edges and secondaries, near edges per pass
   _work/curate/dedup/<platform>/clusters.parquet  every event in a duplicate cluster: cluster id, size, reason
@@ -10,7 +12,10 @@ Layout under the run root, per platform (scope corpus = within a platform; scope
 Steps (each a list of shards with completion markers):
   exact   one task per partition: rows with equal exact keys are chained (k copies -> k-1 edges)
   near    one task per (pass, partition): the bands of that pass only (bounded memory), exact
-          secondaries left out; rows with equal band keys are chained, huge buckets capped
+          secondaries left out; rows with equal band keys are candidates: with verify, a member is
+          linked to its bucket's head only when their signatures' estimated Jaccard reaches the
+          threshold (the signatures are on the rows, so pairs are verified where they are formed);
+          without, the bucket is chained; huge buckets capped
   cluster one task per platform: connected components over the edges (only edges travel, never
           signatures); the kept copy is the earlier run's event, else highest quality, earliest, smallest id
 """
@@ -25,14 +30,27 @@ import pyarrow.compute as pc
 from core import schema as S
 from core.layout import RunLayout
 from core.storage import ParquetShardWriter, RunRoot
-from processing.dedup import band_keys, chain_edges, connected_components, exact_keys, normalize, rank_order, scope_salt, signatures
+from processing.dedup import (
+    band_keys,
+    chain_edges,
+    connected_components,
+    exact_keys,
+    normalize,
+    pack_signatures,
+    rank_order,
+    scope_salt,
+    signatures,
+    unpack_signatures,
+    verified_edges,
+)
 from processing.settings import DedupConfig
 
 log = logging.getLogger(__name__)
 WORK = RunLayout.curate_work("dedup")
 EDGE_SCHEMA = pa.schema([pa.field("a", pa.string()), pa.field("b", pa.string())])
 PARAM_KEYS = ("scope", "num_perm", "bands", "rows", "shingle_size", "short_texts", "char_ngram", "seed",
-              "num_partitions")
+              "num_partitions", "verify", "signature_bits")
+SIG = "sig"  # the b-bit signature column of the band rows (with verify)
 
 
 NORMALIZATION_VERSION = 2  # bump when `dedup.normalize` changes: older indexes then no longer match
@@ -43,38 +61,60 @@ def index_params(cfg: DedupConfig) -> dict:
     return {**{k: getattr(cfg, k) for k in PARAM_KEYS}, "normalization": NORMALIZATION_VERSION}
 
 
+def row_schema(cfg: DedupConfig) -> pa.Schema:
+    """Columns of the index rows: S.DEDUP_ROW_SCHEMA, plus the signature with verify."""
+    if cfg.near and cfg.verify:
+        return S.DEDUP_ROW_SCHEMA.append(pa.field(SIG, pa.binary(cfg.num_perm * cfg.signature_bits // 8)))
+    return S.DEDUP_ROW_SCHEMA
+
+
 def dedup_rows(events: pa.Table, cfg: DedupConfig) -> pa.Table:
     """Band rows of a batch of events: one exact row (band -1) and one row per LSH band for texts
-    long enough to shingle, with a `part` column (key mod num_partitions)."""
+    long enough to shingle, with a `part` column (key mod num_partitions) and a `pass` column (band //
+    bands_per_pass; -1 for exact rows) for the writer. With verify, the band rows carry their text's
+    b-bit signature (`sig`; null on exact rows)."""
+    schema = row_schema(cfg)
     if events.num_rows == 0:
-        return pa.table({"part": pa.array([], pa.int32()), S.BAND: pa.array([], pa.int16()),
-                         S.KEY: pa.array([], pa.uint64()), S.EVENT_ID: pa.array([], pa.string())})
+        return pa.schema([pa.field("part", pa.int32()), pa.field("pass", pa.int16()), *schema]).empty_table()
     text = pc.binary_join_element_wise(pc.fill_null(events[S.TITLE], ""), pc.fill_null(events[S.TEXT], ""), "\n")
     norm = normalize(text)
     salt = scope_salt(events[S.USER_ID].to_pylist() if cfg.scope == "user" else None, len(norm))
     ids = events[S.EVENT_ID].combine_chunks()
-    cols: list[tuple[np.ndarray, np.ndarray, pa.Array]] = []
+    verify = SIG in schema.names
+    cols: list[tuple[np.ndarray, np.ndarray, pa.Array, pa.Array | None]] = []
     if cfg.exact:
         ek = exact_keys(norm, salt)
         nz = np.flatnonzero(ek)
-        cols.append((np.full(len(nz), -1, np.int16), ek[nz], ids.take(pa.array(nz))))
+        cols.append((np.full(len(nz), -1, np.int16), ek[nz], ids.take(pa.array(nz)),
+                     pa.nulls(len(nz), schema.field(SIG).type) if verify else None))
     if cfg.near:
         sig, has = signatures(norm, cfg)
         idx = np.flatnonzero(has)
         if len(idx):
             bk = band_keys(sig[idx], cfg, salt[idx])  # (n, bands)
             n = len(idx)
+            rep = pa.array(np.repeat(np.arange(n), cfg.bands))
             cols.append((np.tile(np.arange(cfg.bands, dtype=np.int16), n), bk.reshape(-1),
-                         ids.take(pa.array(np.repeat(idx, cfg.bands)))))
+                         ids.take(pa.array(idx)).take(rep),
+                         pack_signatures(sig[idx], cfg.signature_bits).take(rep) if verify else None))
     bands = np.concatenate([c[0] for c in cols]) if cols else np.zeros(0, np.int16)
     keys = np.concatenate([c[1] for c in cols]) if cols else np.zeros(0, np.uint64)
     eids = pa.concat_arrays([c[2] for c in cols]) if cols else pa.array([], pa.string())
     part = (keys % np.uint64(cfg.num_partitions)).astype(np.int32)
-    return pa.table({"part": part, S.BAND: bands, S.KEY: keys, S.EVENT_ID: eids})
+    passes = np.where(bands >= 0, bands // cfg.bands_per_pass, -1).astype(np.int16)
+    out = {"part": part, "pass": passes, S.BAND: bands, S.KEY: keys, S.EVENT_ID: eids}
+    if verify:
+        out[SIG] = pa.concat_arrays([c[3] for c in cols]) if cols else pa.array([], schema.field(SIG).type)
+    return pa.table(out)
 
 
 class DedupRowWriter:
-    """Step-1 side output: a shard's band rows, one file per hash partition."""
+    """Step-1 side output: a shard's band rows, one file per hash partition.
+
+    Each batch's rows of one pass (the exact rows, or the bands one near task reads) are written as
+    their own row group, so a task's band filter skips the other passes' row groups by their
+    statistics: a near task decodes only its own bands' signatures.
+    """
 
     def __init__(self, root: RunRoot, platform: str, shard: str):
         self.root, self.platform, self.shard = root, platform, shard
@@ -84,14 +124,16 @@ class DedupRowWriter:
         if rows.num_rows == 0:
             return
         parts = rows["part"].to_numpy()
-        order = np.argsort(parts, kind="stable")
-        rows, parts = rows.take(pa.array(order)), parts[order]
-        bounds = np.flatnonzero(np.diff(parts)) + 1
+        passes = rows["pass"].to_numpy() if "pass" in rows.column_names else np.zeros(len(parts), np.int16)
+        order = np.lexsort((passes, parts))  # by partition, then pass; stable
+        rows, parts, passes = rows.take(pa.array(order)), parts[order], passes[order]
+        bounds = np.flatnonzero((np.diff(parts) != 0) | (np.diff(passes) != 0)) + 1
         for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(parts)]])):
             p = int(parts[lo])
-            if p not in self.writers:
+            if p not in self.writers:  # the index columns are the rows' (the signature too, with verify)
+                schema = pa.schema([f for f in rows.schema if f.name not in ("part", "pass")])
                 self.writers[p] = ParquetShardWriter(
-                    self.root, RunLayout.dedup_index(self.platform, p, self.shard), S.DEDUP_ROW_SCHEMA)
+                    self.root, RunLayout.dedup_index(self.platform, p, self.shard), schema)
             self.writers[p].write(rows.slice(lo, hi - lo))
 
     def close(self) -> None:
@@ -99,14 +141,14 @@ class DedupRowWriter:
             w.close()
 
 
-def _read_rows(layout: RunLayout, platform: str, part: int, bands: tuple[int, int],
-               previous: tuple[str, ...]) -> pa.Table:
+def _read_rows(layout: RunLayout, platform: str, part: int, bands: tuple[int, int], cfg: DedupConfig,
+               columns: list[str] | None = None) -> pa.Table:
     """Band rows of one partition and band range, this run's and the earlier runs' (flag `old`)."""
     flt = (pc.field(S.BAND) >= bands[0]) & (pc.field(S.BAND) < bands[1])
     tables = []
-    for i, r in enumerate((layout.root.uri, *previous)):
+    for i, r in enumerate((layout.root.uri, *cfg.previous_runs)):
         rr = layout.at(r)
-        t = rr.read_parquet(RunLayout.dedup_index(platform, part), filters=flt, schema=S.DEDUP_ROW_SCHEMA)
+        t = rr.read_parquet(RunLayout.dedup_index(platform, part), filters=flt, schema=row_schema(cfg), columns=columns)
         if i > 0:  # an earlier run: only its kept copies count
             clusters = rr.read_parquet(f"{WORK}/{platform}/clusters.parquet", schema=S.CLUSTER_SCHEMA) \
                 if rr.exists(f"{WORK}/{platform}/clusters.parquet") else S.CLUSTER_SCHEMA.empty_table()
@@ -125,7 +167,7 @@ def exact_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     """Chain the rows of each exact key in one partition; record every copy but the first as secondary."""
     root = layout.root
     platform, part = task["platform"], task["part"]
-    rows = _read_rows(layout, platform, part, (-1, 0), cfg.previous_runs)
+    rows = _read_rows(layout, platform, part, (-1, 0), cfg, columns=[S.BAND, S.KEY, S.EVENT_ID])
     edges, _ = chain_edges(rows[S.KEY], _member_ids(rows), cap=1 << 62)
     root.write_parquet(f"{WORK}/{platform}/edges/exact-{part:04d}.parquet", edges)
     secondary = pc.unique(edges["b"])
@@ -134,19 +176,28 @@ def exact_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
 
 
 def near_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
-    """Chain the rows of each (band, key) bucket for the bands of one pass in one partition."""
+    """Link the rows of each (band, key) bucket for the bands of one pass in one partition: verified
+    pairs (estimated Jaccard >= threshold, from the signatures on the rows) with verify, else a chain."""
     root = layout.root
     platform, part, lo, hi = task["platform"], task["part"], task["band_lo"], task["band_hi"]
-    rows = _read_rows(layout, platform, part, (lo, hi), cfg.previous_runs)
+    rows = _read_rows(layout, platform, part, (lo, hi), cfg)
     secondary = root.read_parquet(f"{WORK}/{platform}/secondary", schema=pa.schema([pa.field(S.EVENT_ID, pa.string())]))
     members = _member_ids(rows)
     keep = pc.invert(pc.is_in(members, secondary[S.EVENT_ID]))
     rows, members = rows.filter(keep), members.filter(keep)
     # Band keys are seeded with their band number, so the key alone identifies a (band, bucket).
-    edges, skipped = chain_edges(rows[S.KEY], members, cfg.max_bucket_size)
+    if cfg.verify:
+        packed, rows = rows[SIG], rows.drop_columns([SIG])
+        sigs = unpack_signatures(packed, cfg.num_perm, cfg.signature_bits)
+        del packed  # the unpacked copy is all verification needs
+        edges, counts = verified_edges(rows[S.KEY], members, sigs, cfg.threshold, cfg.signature_bits,
+                                       cfg.max_bucket_size)
+    else:
+        edges, skipped = chain_edges(rows[S.KEY], members, cfg.max_bucket_size)
+        counts = {"capped_bucket_members": skipped}
     out = edges.group_by(["a", "b"]).aggregate([]).sort_by([("a", "ascending"), ("b", "ascending")])
     root.write_parquet(f"{WORK}/{platform}/edges/near-{lo:03d}-{part:04d}.parquet", out)
-    return {"dedup": {platform: {"near_edges": out.num_rows, "capped_bucket_members": skipped}}}
+    return {"dedup": {platform: {"near_edges": out.num_rows, **counts}}}
 
 
 def cluster_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
@@ -167,7 +218,7 @@ def cluster_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     exact = {}
     for i, r in enumerate((root.uri, *cfg.previous_runs)):
         rows = layout.at(r).read_parquet(RunLayout.dedup_index(platform), filters=pc.field(S.BAND) == -1,
-                                                schema=S.DEDUP_ROW_SCHEMA, columns=[S.KEY, S.EVENT_ID])
+                                         schema=row_schema(cfg), columns=[S.KEY, S.EVENT_ID])
         wanted = [m.lstrip("\x00") for m in members if m.startswith("\x00") == (i > 0)]
         rows = rows.filter(pc.is_in(rows[S.EVENT_ID], pa.array(wanted, pa.string())))
         exact.update({("\x00" if i else "") + e: k for e, k in zip(rows[S.EVENT_ID].to_pylist(), rows[S.KEY].to_pylist())})

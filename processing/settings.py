@@ -118,16 +118,33 @@ class QualityTrainConfig(Model):
 
 
 class DedupConfig(Model):
-    """Exact and MinHash-LSH near-duplicate removal, within each platform (scope corpus) or user."""
+    """Exact and MinHash-LSH near-duplicate removal, within each platform (scope corpus) or user.
+
+    Near duplicates in two stages: LSH banding (`bands` x `rows` of the signature) proposes candidate
+    pairs, then, with `verify`, each candidate pair is linked only when its Jaccard similarity,
+    estimated from the two signatures, is at least `threshold`. The banding can then sit far below
+    the threshold (more, shorter bands: few true pairs missed) while verification keeps precision.
+    Without `verify` every pair sharing a band bucket is linked: the S-curve alone decides.
+    """
 
     exact: bool = True
     near: bool = True
     scope: Literal["corpus", "user"] = "corpus"
-    # 16 bands x 7 rows: datasketch's optimal (b, r) for a Jaccard threshold of 0.6 with 112 permutations
-    # (DataTrove's default is 14 x 8, threshold ~0.72); bench/dedup.py prints the S-curve and recall.
+    # Defaults measured with bench/dedup.py's planted corpus (word 5-grams; README, curate section):
+    # 30 x 3 puts the candidate S-curve's threshold at ~0.32 (a pair at J 0.4 is a candidate with
+    # p 0.86, at 0.5 with 0.98) and verification at 0.40 keeps what ~10% word edits leave; 3 rows, not
+    # 2, so that pairs sharing only boilerplate rarely become candidates. DataTrove's default is 14 x 8
+    # (threshold ~0.72), unverified. bench/dedup.py prints the curves and the recall per kind.
     num_perm: int = Field(112, ge=8, le=1024)
-    bands: int = Field(16, ge=1)
-    rows: int = Field(7, ge=1)  # bands * rows == num_perm
+    bands: int = Field(30, ge=1)
+    rows: int = Field(3, ge=1)  # bands * rows <= num_perm (== num_perm without verify)
+    verify: bool = True  # link a candidate pair only when its estimated Jaccard >= threshold
+    threshold: float = Field(0.40, gt=0.0, le=1.0)  # Jaccard (of word shingle sets) a verified pair must reach
+    # Bits kept per signature value in the index rows that verification reads (b-bit MinHash): the index
+    # grows by num_perm * bits / 8 bytes per band row; two unequal values agree with chance 2^-bits,
+    # which the estimate corrects for. 8 bits: 112 bytes a row, and the estimate's spread at J 0.4 is
+    # 0.047 (32 bits: 0.046; 4 bits: 0.050, for 56 bytes).
+    signature_bits: Literal[4, 8, 16, 32] = 8
     shingle_size: int = Field(5, ge=1, le=16)  # word n-grams
     short_texts: Literal["exact_only", "char_ngrams"] = "exact_only"  # texts with < shingle_size words
     char_ngram: int = Field(5, ge=2, le=16)
@@ -142,8 +159,13 @@ class DedupConfig(Model):
 
     @model_validator(mode="after")
     def _bands_times_rows(self) -> "DedupConfig":
-        if self.bands * self.rows != self.num_perm:
-            raise ValueError(f"bands ({self.bands}) x rows ({self.rows}) must equal num_perm ({self.num_perm})")
+        if self.verify and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands ({self.bands}) x rows ({self.rows}) must be at most num_perm ({self.num_perm})")
+        if not self.verify and self.bands * self.rows != self.num_perm:
+            raise ValueError(f"bands ({self.bands}) x rows ({self.rows}) must equal num_perm ({self.num_perm}) "
+                             "without verify")
+        if self.signature_bits == 4 and self.num_perm % 2:
+            raise ValueError(f"signature_bits 4 needs an even num_perm, got {self.num_perm}")
         if isinstance(self.num_partitions, int) and not 1 <= self.num_partitions <= 65536:
             raise ValueError(f"num_partitions must be 1..65536 or auto, got {self.num_partitions}")
         return self

@@ -1,5 +1,5 @@
-"""Exact and MinHash-LSH dedup: kernels against datasketch, golden counts on a planted corpus,
-determinism across shardings, scope, incremental mode."""
+"""Exact and MinHash-LSH dedup: kernels against datasketch, candidate verification, golden counts on a
+planted corpus, determinism across shardings, scope, incremental mode."""
 from __future__ import annotations
 
 import json
@@ -16,14 +16,21 @@ from core import schema as S
 from core.storage import RunRoot
 from processing.curate_stage import run as run_curate
 from processing.dedup import (
+    band_keys,
     chain_edges,
     connected_components,
+    estimated_jaccard,
     normalize,
     optimal_bands_rows,
+    pack_signatures,
     s_curve,
+    s_curve_text,
     shingle_hashes,
     signatures,
+    unpack_signatures,
+    verified_edges,
 )
+from processing.dedup_stage import dedup_rows, DedupRowWriter
 from processing.settings import DedupConfig
 from ray_jobs.config import parse_config
 
@@ -115,6 +122,154 @@ def test_chain_edges_cap_and_components():
     assert edges.to_pylist() == [{"a": "a", "b": "b"}, {"a": "b", "b": "c"}, {"a": "x", "b": "y"}] and skipped == 2
     comp = connected_components(pa.table({"a": ["a", "b", "x", "c"], "b": ["b", "c", "y", "q"]}))
     assert comp == {"a": "a", "b": "a", "c": "a", "q": "a", "x": "x", "y": "x"}
+
+
+def shingle_jaccard(a: str, b: str, n: int = 5) -> float:
+    wa, wb = normalize(pa.array([a, b])).to_pylist()
+    sa, sb = ({tuple(w[i:i + n]) for i in range(len(w) - n + 1)} for w in (wa, wb))
+    return len(sa & sb) / len(sa | sb)
+
+
+def shared_bands(texts: list[str], cfg: DedupConfig) -> set[int]:
+    """Bands whose keys are equal for the two texts."""
+    sig, _ = signatures(normalize(pa.array(texts)), cfg)
+    keys = band_keys(sig, cfg, np.zeros(2, np.uint64))
+    return set(np.flatnonzero(keys[0] == keys[1]).tolist())
+
+
+def near_edges(texts: list[str], cfg: DedupConfig, ids: list[str] | None = None) -> set[tuple[str, str]]:
+    """What near_step links for these texts, all in one partition: index rows -> verified_edges."""
+    ids = ids or [f"e{i}" for i in range(len(texts))]
+    events = pa.table({S.EVENT_ID: ids, S.USER_ID: ["u"] * len(texts), S.TITLE: pa.nulls(len(texts), pa.string()),
+                       S.TEXT: texts})
+    rows = dedup_rows(events, cfg.model_copy(update={"num_partitions": 1}))
+    rows = rows.filter(pc.greater_equal(rows[S.BAND], 0))
+    sigs = unpack_signatures(rows["sig"], cfg.num_perm, cfg.signature_bits)
+    edges, _ = verified_edges(rows[S.KEY], rows[S.EVENT_ID], sigs, cfg.threshold, cfg.signature_bits,
+                              cfg.max_bucket_size)
+    return set(zip(edges["a"].to_pylist(), edges["b"].to_pylist()))
+
+
+def test_packed_signatures_and_estimate():
+    rng = np.random.default_rng(0)
+    sig = rng.integers(0, 1 << 32, (3, 112), dtype=np.uint64).astype(np.uint32)
+    sig[1, :56] = sig[0, :56]  # half the values equal: Jaccard estimate 0.5
+    for bits in (4, 8, 16, 32):
+        packed = pack_signatures(sig, bits)
+        assert packed.type.byte_width == 112 * bits // 8
+        values = unpack_signatures(packed, 112, bits)
+        assert np.array_equal(unpack_signatures(packed.slice(1, 2), 112, bits), values[1:])
+        est = estimated_jaccard(values[[0, 0]], values[[1, 2]], bits)
+        assert abs(est[0] - 0.5) < (0.12 if bits == 4 else 0.05) and abs(est[1]) < (0.1 if bits == 4 else 0.03)
+        assert estimated_jaccard(values[:1], values[:1], bits)[0] == 1.0
+
+
+def test_verification_links_a_pair_the_old_banding_misses():
+    """A copy with ~5% of its words edited (Jaccard ~0.6 on word 5-grams): under the old unverified
+    16 x 7 banding it shares no band with its original; the lower candidate banding makes it a
+    candidate and verification links it. A light edit (Jaccard ~0.9) is linked too."""
+    rng = random.Random(5)
+    old = DedupConfig(bands=16, rows=7, verify=False)
+    cfg = DedupConfig()
+    found = None
+    for _ in range(200):
+        base = doc(rng, 200)
+        copy = edit(rng, base, 11)
+        j = shingle_jaccard(base, copy)
+        if cfg.threshold + 0.05 <= j <= 0.7 and not shared_bands([base, copy], old) and shared_bands([base, copy], cfg):
+            found = (base, copy, j)
+            break
+    assert found, "no such pair in 200 draws"
+    base, copy, j = found
+    assert near_edges([base, copy], cfg) == {("e0", "e1")}
+    light = edit(rng, base, 2)
+    assert shingle_jaccard(base, light) > 0.85 and near_edges([base, light], cfg) == {("e0", "e1")}
+
+
+def test_candidates_below_threshold_are_not_linked():
+    """Pairs sharing an LSH bucket but under the threshold are not linked: alone, or as the bucket's
+    first member (the head), where the true pair behind it still links in the next round."""
+    rng = random.Random(9)
+    cfg = DedupConfig()
+    found = None
+    for _ in range(500):
+        base = doc(rng, 200)
+        far = edit(rng, base, 60)  # ~30% of the words replaced: Jaccard ~0.1
+        if shingle_jaccard(base, far) < cfg.threshold - 0.15 and shared_bands([base, far], cfg):
+            found = (base, far)
+            break
+    assert found, "no candidate pair below the threshold in 500 draws"
+    base, far = found
+    assert near_edges([base, far], cfg) == set()
+    keys = band_keys(signatures(normalize(pa.array([base, far])), cfg)[0], cfg, np.zeros(2, np.uint64))
+    shared = keys[0] == keys[1]
+    chained, _ = chain_edges(pa.array(keys[:, shared].T.reshape(-1)), pa.array(["e0", "e1"] * int(shared.sum())),
+                             cap=10)
+    assert chained.num_rows > 0  # the S-curve alone would have linked them
+    # `far` sorts first (the head of every shared bucket); base and its light copy still link.
+    twin = edit(rng, base, 2)
+    assert near_edges([far, base, twin], cfg, ids=["a", "b", "c"]) == {("b", "c")}
+
+
+def test_verified_edges_are_deterministic():
+    rng = np.random.default_rng(1)
+    sigs = rng.integers(0, 1 << 32, (60, 112), dtype=np.uint64).astype(np.uint32)
+    for i in range(1, 60, 3):  # pairs and triples of near-equal signatures in shared buckets
+        sigs[i] = np.where(rng.random(112) < 0.8, sigs[i - 1], sigs[i])
+    packed = unpack_signatures(pack_signatures(sigs, 8), 112, 8)
+    groups = ((np.arange(60) // 3) % 8).astype(np.uint64)  # each bucket: several pairs and unrelated rows
+    members = [f"m{i:02d}" for i in range(60)]
+    edges, counts = verified_edges(pa.array(groups), pa.array(members), packed, 0.45, 8, 1000)
+    order = rng.permutation(60)
+    again, counts2 = verified_edges(pa.array(groups[order]), pa.array([members[i] for i in order]), packed[order],
+                                    0.45, 8, 1000)
+    assert edges.to_pylist() == again.to_pylist() and counts == counts2
+    assert all(a < b for a, b in zip(edges["a"].to_pylist(), edges["b"].to_pylist()))
+    ia, ib = ([int(m[1:]) for m in edges[c].to_pylist()] for c in ("a", "b"))
+    assert edges.num_rows >= 10 and (estimated_jaccard(packed[ia], packed[ib], 8) >= 0.45).all()
+    assert (groups[ia] == groups[ib]).all()  # links stay within a bucket
+
+
+def test_index_row_groups_hold_one_pass(tmp_path):
+    """The index writer puts each pass's bands (and the exact rows) in their own row groups, with the
+    signature on every band row, so a near task's band filter skips the other passes' row groups."""
+    import pyarrow.parquet as pq
+
+    rng = random.Random(2)
+    cfg = DedupConfig(num_partitions=2, bands_per_pass=7)
+    texts = [doc(rng) for _ in range(40)]
+    events = pa.table({S.EVENT_ID: [f"e{i}" for i in range(40)], S.USER_ID: ["u"] * 40,
+                       S.TITLE: pa.nulls(40, pa.string()), S.TEXT: texts})
+    writer = DedupRowWriter(RunRoot(str(tmp_path)), "amazon", "s0")
+    writer.write(dedup_rows(events.slice(0, 25), cfg))
+    writer.write(dedup_rows(events.slice(25), cfg))
+    writer.close()
+    files = sorted(tmp_path.rglob("*.parquet"))
+    assert len(files) == 2
+    total = 0
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        band = meta.schema.names.index(S.BAND)
+        for i in range(meta.num_row_groups):
+            st = meta.row_group(i).column(band).statistics
+            assert (st.min < 0) == (st.max < 0) and (st.min < 0 or st.min // 7 == st.max // 7)
+        t = pq.read_table(f)
+        assert t.schema.names == [S.BAND, S.KEY, S.EVENT_ID, "sig"]
+        assert t.filter(pc.greater_equal(t[S.BAND], 0))["sig"].null_count == 0
+        total += t.num_rows
+    assert total == 40 * (1 + cfg.bands)
+
+
+def test_config_validation_and_s_curve_text():
+    with pytest.raises(ValueError, match="at most num_perm"):
+        DedupConfig(bands=40, rows=3)
+    with pytest.raises(ValueError, match="must equal num_perm"):
+        DedupConfig(bands=37, rows=3, verify=False)
+    with pytest.raises(ValueError, match="even num_perm"):
+        DedupConfig(num_perm=111, bands=37, rows=3, signature_bits=4)
+    text = s_curve_text(DedupConfig())
+    assert "candidate threshold" in text and "verified at estimated Jaccard" in text
+    assert "verified" not in s_curve_text(DedupConfig(bands=16, rows=7, verify=False))
 
 
 def test_s_curve_and_optimal_params():
