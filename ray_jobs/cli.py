@@ -68,30 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(func=func)
         if name == "pipeline":
             cmd.add_argument("--stages", help=f"comma-separated subset of {','.join(PIPELINE)} (default: all)")
-    j = sub.add_parser("submit", help="run the pipeline as one job on a Ray cluster (Job Submission API), "
-                       "secrets forwarded from this environment")
-    submit.add_arguments(j)
-    j.set_defaults(func=submit.run)
-    t = sub.add_parser("train-quality", help="train fastText quality classifiers from labelled Parquet (text, label)")
-    train_quality.add_arguments(t)
-    t.set_defaults(func=train_quality.run)
-    d = sub.add_parser("distill-quality", help="train the fastText quality classifier from the LLM quality tags")
-    train_quality.add_arguments(d)
-    d.set_defaults(func=_distill)
-    m = sub.add_parser("merge", help="LM-Cocktail weighted average of a tuned model and its base")
-    train.add_merge_arguments(m)
-    m.set_defaults(func=train.merge)
-    sv = sub.add_parser("serve", help="the tuned model as a service: OpenAI /v1/chat/completions, /v1/simulate "
-                        "(what a given person would write, choose, rate or think), /v1/people")
-    serve.add_arguments(sv)
-    sv.set_defaults(func=serve.run)
-    sm = sub.add_parser("simulate", help="the simulate requests in batch over many people, through the serve "
-                        "engine: Parquet under <run_root>/simulate/<task>/, resumable")
-    simulate.add_arguments(sm)
-    sm.set_defaults(func=simulate.run)
-    pl = sub.add_parser("plan", help="capacity plan for N users: nodes, hours, GPU-hours and cost per stage")
-    plan.add_arguments(pl)
-    pl.set_defaults(func=plan.run)
+    # Commands with their own flags: (name, help, add_arguments, func).
+    tools = [("submit", "run the pipeline as one job on a Ray cluster (Job Submission API), secrets forwarded from "
+              "this environment", submit.add_arguments, submit.run),
+             ("train-quality", "train fastText quality classifiers from labelled Parquet (text, label)",
+              train_quality.add_arguments, train_quality.run),
+             ("distill-quality", "train the fastText quality classifier from the LLM quality tags",
+              train_quality.add_arguments, _distill),
+             ("merge", "LM-Cocktail weighted average of a tuned model and its base", train.add_merge_arguments,
+              train.merge),
+             ("serve", "the tuned model as a service: OpenAI /v1/chat/completions, /v1/simulate (what a given "
+              "person would write, choose, rate or think), /v1/people", serve.add_arguments, serve.run),
+             ("simulate", "the simulate requests in batch over many people, through the serve engine: Parquet "
+              "under <run_root>/simulate/<task>/, resumable", simulate.add_arguments, simulate.run),
+             ("plan", "capacity plan for N users: nodes, hours, GPU-hours and cost per stage", plan.add_arguments,
+              plan.run)]
+    for name, help_text, add, func in tools:
+        cmd = sub.add_parser(name, help=help_text)
+        add(cmd)
+        cmd.set_defaults(func=func)
     s = sub.add_parser("sample", help="write the bundled synthetic sample (native raw formats of all platforms)")
     s.add_argument("out")
     s.add_argument("--seed", type=int, default=0)
