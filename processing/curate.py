@@ -119,7 +119,7 @@ def process_batch(batch: pa.Table, platform: str, cfg: CurateConfig, timer: Step
         lang_cfg = cfg.language
         if lang_cfg.enabled:
             both = pc.binary_join_element_wise(pc.fill_null(kept[S.TITLE], ""), pc.fill_null(kept[S.TEXT], ""), "\n")
-            lang, score = identify(both, lang_cfg.model_path)
+            lang, score = identify(both, lang_cfg.model_path, lang_cfg.max_chars)
         else:
             lang, score = pa.nulls(kept.num_rows, pa.string()), pa.nulls(kept.num_rows, pa.float32())
         kept = kept.append_column(S.LANG, lang).append_column(S.LANG_SCORE, score)

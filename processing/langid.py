@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-MAX_CHARS = 2000  # the first 2,000 characters decide the language; fastText cost grows with length
+MAX_CHARS = 500  # the first 500 characters decide the language; fastText cost grows with length
 
 
 def default_model_path() -> str:
@@ -30,11 +30,16 @@ def load_model(path: str | None = None):
     return fasttext.load_model(path or default_model_path())
 
 
-def identify(texts: pa.Array | pa.ChunkedArray, model_path: str | None = None) -> tuple[pa.Array, pa.Array]:
-    """Top language code and its probability for each text (empty text: lang "", score 0)."""
+def identify(texts: pa.Array | pa.ChunkedArray, model_path: str | None = None,
+             max_chars: int | None = MAX_CHARS) -> tuple[pa.Array, pa.Array]:
+    """Top language code and its probability for each text (empty text: lang "", score 0), from its
+    first `max_chars` characters (None: the whole text)."""
     if len(texts) == 0:
         return pa.array([], pa.string()), pa.array([], pa.float32())
-    flat = pc.replace_substring_regex(pc.utf8_slice_codeunits(pc.fill_null(texts, ""), 0, MAX_CHARS), r"\s+", " ")
+    texts = pc.fill_null(texts, "")
+    if max_chars is not None:
+        texts = pc.utf8_slice_codeunits(texts, 0, max_chars)
+    flat = pc.replace_substring_regex(texts, r"\s+", " ")
     items = flat.to_pylist()
     labels, probs = load_model(model_path).predict(items, k=1)
     langs = [lab[0][len("__label__"):] if lab and s.strip() else "" for lab, s in zip(labels, items)]

@@ -116,21 +116,33 @@ def synthetic_corpus(tmp_path_factory) -> Path:
     return raw
 
 
-@pytest.mark.parametrize("step, count", [("curate-read", 2), ("curate-dedup-near", 3)])
-def test_kill_and_rerun_gives_identical_output(ray_cluster, synthetic_corpus, tmp_path, step, count):
-    inputs = [{"path": str(synthetic_corpus / "**" / "*.zst"), "format": "reddit_pushshift"},
-              {"path": str(synthetic_corpus / "**" / "*.jsonl.gz"), "format": "amazon_2023"}]
-    base = {"salt": "kill", "curate": {"inputs": inputs, "num_user_buckets": 4, "batch_rows": 2000,
+def _kill_config(corpus: Path) -> dict:
+    inputs = [{"path": str(corpus / "**" / "*.zst"), "format": "reddit_pushshift"},
+              {"path": str(corpus / "**" / "*.jsonl.gz"), "format": "amazon_2023"}]
+    return {"salt": "kill", "curate": {"inputs": inputs, "num_user_buckets": 4, "batch_rows": 2000,
                                        "amazon": {"require_item_title": False}}}
+
+
+@pytest.fixture(scope="module")
+def clean_curate(synthetic_corpus, tmp_path_factory) -> tuple[dict, dict]:
+    """The synthetic corpus curated without Ray, uninterrupted: (outputs, stats), the reference of every kill."""
+    clean = str(tmp_path_factory.mktemp("clean"))
+    stats = run_curate(parse_config({**_kill_config(synthetic_corpus), "run_root": clean}), use_ray=False)
+    return read_outputs(clean), stats
+
+
+@pytest.mark.parametrize("step, count", [("curate-read", 2), ("curate-dedup-near", 3)])
+def test_kill_and_rerun_gives_identical_output(ray_cluster, synthetic_corpus, clean_curate, tmp_path, step, count):
+    base = _kill_config(synthetic_corpus)
     killed = str(tmp_path / "killed")
     cfg_path = _write_config(tmp_path / "kill.yaml", {**base, "run_root": killed})
     done_before = kill_when_markers(cfg_path, Path(killed) / "_markers" / step, count)
     assert done_before >= count and not (Path(killed) / "stats.json").exists()
 
     resumed = run_curate(parse_config({**base, "run_root": killed}), use_ray=True)
-    clean = run_curate(parse_config({**base, "run_root": str(tmp_path / "clean")}), use_ray=False)
-    assert read_outputs(killed) == read_outputs(str(tmp_path / "clean"))
-    assert resumed["platforms"] == clean["platforms"]
+    clean_outputs, clean_stats = clean_curate
+    assert read_outputs(killed) == clean_outputs
+    assert resumed["platforms"] == clean_stats["platforms"]
     # A rerun of a finished run redoes nothing and changes nothing.
     before = {p: p.stat().st_mtime_ns for p in Path(killed).rglob("*.parquet")}
     run_curate(parse_config({**base, "run_root": killed}), use_ray=True)

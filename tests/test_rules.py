@@ -76,6 +76,15 @@ def test_language_id_and_scores():
     assert kept[S.LANG].to_pylist() == ["en"] and kept[S.LANG_SCORE][0].as_py() > 0.9
     lang = [r for r in rejects if r.num_rows and r[S.STAGE][0].as_py() == "language"][0]
     assert lang[S.REASON].to_pylist() == ["non_english"] and lang[S.DETAIL][0].as_py().startswith("lang=de")
+    # Only the first curate.language.max_chars characters are read: a German text behind an English one.
+    english = LONG[:600]
+    text = english + " " + german * 3
+    assert len(english) >= CurateConfig().language.max_chars and len(german * 3) > len(english)
+    kept, _ = process_batch(batch("blogger", [{S.TEXT: text}]), "blogger", CurateConfig())
+    assert kept[S.LANG].to_pylist() == ["en"]
+    whole = CurateConfig.model_validate({"language": {"max_chars": None}})
+    kept, rejects = process_batch(batch("blogger", [{S.TEXT: text}]), "blogger", whole)
+    assert kept.num_rows == 0 and [r for r in rejects if r.num_rows][0][S.REASON].to_pylist() == ["non_english"]
 
 
 def test_pii_scrubbed_and_counted():

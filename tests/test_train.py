@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -138,8 +139,10 @@ def _metrics(proc: subprocess.CompletedProcess) -> dict:
 
 @pytest.mark.slow
 def test_loop_without_ray_resumes_after_a_hard_exit(tiny_model, sft_export, tmp_path):
-    full = _metrics(_run_loop(_train_cfg(tiny_model, sft_export, tmp_path / "a")))
-    first = _run_loop(_train_cfg(tiny_model, sft_export, tmp_path / "b", exit_at_step=3))
+    with ThreadPoolExecutor(2) as pool:  # the uninterrupted reference beside the run that exits hard
+        reference = pool.submit(_run_loop, _train_cfg(tiny_model, sft_export, tmp_path / "a"))
+        first = _run_loop(_train_cfg(tiny_model, sft_export, tmp_path / "b", exit_at_step=3))
+        full = _metrics(reference.result())
     assert first.returncode == 1 and "exiting hard after the checkpoint" in first.stderr
     again = _run_loop(_train_cfg(tiny_model, sft_export, tmp_path / "b", exit_at_step=3))
     assert "resumed from" in again.stderr and "at step 3" in again.stderr
