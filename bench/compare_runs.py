@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 log = logging.getLogger("compare_runs")
 # Keys whose values are measurements of the run, not its output.
-VOLATILE = {"seconds", "wall_seconds", "peak_rss_mb", "train_seconds", "tokens_per_second", "elapsed", "timestamp",
+VOLATILE = {"seconds", "wall_seconds", "step_wall_seconds", "peak_rss_mb", "train_seconds", "tokens_per_second", "elapsed", "timestamp",
             "_runtime", "_timestamp", "mfu", "step_seconds", "tokens_per_s", "completion_tokens_per_s"}
 
 

@@ -100,9 +100,16 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     salt = cfg.user_salt()
     log.info("curate: %d input files -> %s", len(tasks), root.uri)
 
-    read_stats = run_shards(root, "curate-read", [{**base, **t} for t in tasks],
-                            functools.partial(curate_file, cfg=cfg.curate, layout=layout, salt=salt),
-                            use_ray=use_ray)
+    walls: dict[str, float] = {}  # each step's wall seconds in this invocation (where a scale-out loses time)
+
+    def timed(step: str, step_tasks: list[dict], fn) -> dict:
+        t = time.perf_counter()
+        out = run_shards(root, step, step_tasks, fn, use_ray=use_ray)
+        walls[step] = round(time.perf_counter() - t, 3)
+        return out
+
+    read_stats = timed("curate-read", [{**base, **t} for t in tasks],
+                       functools.partial(curate_file, cfg=cfg.curate, layout=layout, salt=salt))
     stats: dict = {}
     for shard in sorted(read_stats):
         merge_stats(stats, read_stats[shard])
@@ -114,19 +121,17 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
         exact, near, cluster = dedup_tasks(platforms, dedup, base)
         for name, tasks_, fn in (("curate-dedup-exact", exact, exact_step), ("curate-dedup-near", near, near_step),
                                  ("curate-dedup-cluster", cluster, cluster_step)):
-            step_stats = run_shards(root, name, tasks_, functools.partial(fn, cfg=dedup, layout=layout),
-                                    use_ray=use_ray)
+            step_stats = timed(name, tasks_, functools.partial(fn, cfg=dedup, layout=layout))
             for shard in sorted(step_stats):
                 merge_stats(stats, step_stats[shard])
             stats["steps"][name.removeprefix("curate-")] = {
                 "rows": 0, "bytes": 0, "seconds": sum(s["seconds"][name] for s in step_stats.values())}
 
-    decide_stats = run_shards(root, "curate-decide", [{**base, "shard": p, "platform": p} for p in platforms],
-                              functools.partial(decide, cfg=cfg.curate, layout=layout), use_ray=use_ray)
+    decide_stats = timed("curate-decide", [{**base, "shard": p, "platform": p} for p in platforms],
+                         functools.partial(decide, cfg=cfg.curate, layout=layout))
     timeline_tasks = [{**base, "shard": f"{p}-{b:04d}", "platform": p, "bucket": b}
                       for p in platforms for b in range(cfg.curate.num_user_buckets)]
-    timeline_stats = run_shards(root, "curate-timeline", timeline_tasks,
-                                functools.partial(timeline, cfg=cfg.curate, layout=layout), use_ray=use_ray)
+    timeline_stats = timed("curate-timeline", timeline_tasks, functools.partial(timeline, cfg=cfg.curate, layout=layout))
     for part in (decide_stats, timeline_stats):
         for shard in sorted(part):
             merge_stats(stats, part[shard])
@@ -139,6 +144,7 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     stats.pop("seconds", None)
     stats["peak_rss_mb"] = {k: [max(v)] for k, v in stats.get("peak_rss_mb", {}).items()}
     stats["wall_seconds"] = time.perf_counter() - t0
+    stats["step_wall_seconds"] = walls
     stats["accounting_errors"] = check_accounting(stats)
     root.write_json(layout.STATS, stats)
     if stats["accounting_errors"]:
