@@ -41,6 +41,10 @@ class EvalSimulationConfig(Model):
     seed: int = 2025  # distractors, candidate order and the people drawn
     tasks: list[Literal["choose", "rate", "next_post"]] = ["choose", "rate", "next_post"]
     embedding: bool = True  # next_post: also the embedding cosine (evaluate.embedding_model)
+    # Who is simulated: "untrained", every person of the run with no example in the train split (the split's
+    # test users, and the people the SFT build made no example for, e.g. a platform whose targets it
+    # rejected); "test", the split's test users only.
+    people: Literal["untrained", "test"] = "untrained"
 
 
 class EvalConfig(Model):

@@ -1,6 +1,7 @@
-"""Simulation fidelity (issue 18): on the held-out people of the SFT split (the `test` users, never
-trained on), the simulate tasks predict what each person really did next, and the prediction is scored
-against it, for every model of `evaluate.models`.
+"""Simulation fidelity (issue 18): on people the model never trained on (`evaluate.simulation.people`:
+"untrained", every person of the run with no example in the SFT train split, the default; "test", the
+split's test users), the simulate tasks predict what each person really did next, and the prediction is
+scored against it, for every model of `evaluate.models`.
 
 | task      | who                     | the truth                              | the request                           | metric                      |
 |-----------|-------------------------|----------------------------------------|---------------------------------------|-----------------------------|
@@ -108,6 +109,12 @@ def held_out_users(layout: RunLayout) -> list[str]:
             return sorted({u for users in plan["test_users"].values() for u in users})
     test = root.read_parquet(layout.sft_split(S.TEST), columns=[S.USER_ID])
     return sorted(set(test[S.USER_ID].to_pylist()))
+
+
+def untrained_users(layout: RunLayout, users: Iterable[str]) -> list[str]:
+    """`users` less those with an example in the SFT train split: the people the model never trained on."""
+    trained = set(layout.root.read_parquet(layout.sft_split(S.TRAIN), columns=[S.USER_ID])[S.USER_ID].to_pylist())
+    return sorted(set(users) - trained)
 
 
 def cut_before(bundle: UserBundle, target: Post) -> UserBundle:
@@ -306,7 +313,7 @@ def run_simulation(cfg: PipelineConfig, layout: RunLayout, engines: dict[str, En
 
     `served`: the evaluation stage's EngineSet (Ray), None to run the engines in this process (table,
     transformers). `bundles`: default every user of the run (`sft.stage.load_bundles`); `held_out`:
-    default the SFT split's test users. `embed(predictions, references)`: the embedding cosine of
+    default per `evaluate.simulation.people` (the people never trained on, or the split's test users). `embed(predictions, references)`: the embedding cosine of
     next_post (default evaluation.text_metrics with evaluate.embedding_model; None: not measured)."""
     from evaluation.stage import run_engine
     from evaluation.text_metrics import embedding_similarity
@@ -326,7 +333,13 @@ def run_simulation(cfg: PipelineConfig, layout: RunLayout, engines: dict[str, En
         from sft.stage import load_bundles
 
         bundles = load_bundles(cfg, layout)
-    users = held_out_users(layout) if held_out is None else sorted(set(held_out))
+    bundles = list(bundles)
+    if held_out is not None:
+        users = sorted(set(held_out))
+    elif sim.people == "test":
+        users = held_out_users(layout)
+    else:
+        users = untrained_users(layout, (b.user_id for b in bundles))
     cases, cut, counts = build_cases(bundles, users, sim, cfg.sft)
     out.write_parquet(CASES, cases_table(cases))
     people = People(cut.values(), cfg.sft)
@@ -344,6 +357,7 @@ def run_simulation(cfg: PipelineConfig, layout: RunLayout, engines: dict[str, En
         out.write_parquet(rel, table)
         tables.append(table)
     results = pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
+    counts["people"] = "given" if held_out is not None else sim.people
     report = {"held_out_people": counts, "distractors": sim.distractors, "chance_choose": 1.0 / (sim.distractors + 1),
               "models": list(engines), "results": summarize(results, cases, ev.bootstrap, ev.seed),
               "split_mode": cfg.sft.split.mode}
@@ -378,7 +392,9 @@ def report_section(results: dict | None) -> str:
                  "" if chance is None or math.isnan(chance) else f"{chance:.3f}"]
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     counts = results.get("held_out_people", {})
-    note = (f"{counts.get('held_out', 0)} held-out people of the SFT split; cases per task "
+    who = {"untrained": "people never trained on (the SFT split's test users and the people with no SFT example)",
+           "test": "held-out people of the SFT split"}.get(counts.get("people"), "held-out people")
+    note = (f"{counts.get('held_out', 0)} {who}; cases per task "
             f"{html.escape(json.dumps(counts.get('cases', {})))}, skipped {html.escape(json.dumps(counts.get('skipped', {})))}.")
     return (f'<h2>Simulation fidelity</h2>\n<p class="note">The simulate tasks predict what each held-out person '
             f"really did next, from their data cut before it: <b>choose</b> the item of their latest review among it "

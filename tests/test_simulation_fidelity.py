@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import re
 
+import pyarrow as pa
 import pytest
 
+from core import schema as S
 from core.layout import RunLayout
 from core.storage import RunRoot
 from evaluation.report import write_report
-from evaluation.simulation import (build_cases, held_out_users, report_section, requests, RESULTS, run_simulation)
+from evaluation.simulation import (build_cases, held_out_users, report_section, requests, RESULTS, run_simulation,
+                                   untrained_users)
 from llm.render import renderer_for
 from llm.settings import EngineConfig
 from ray_jobs.config import parse_config
@@ -61,6 +64,21 @@ def test_off_by_default_and_held_out_users_come_from_the_split_plan(run):
         assert held_out_users(layout) == ["a_gus", "r_ann"]
     finally:
         layout.root.delete(layout.sft_work(PLAN))
+
+
+def test_untrained_people_are_the_runs_people_without_a_train_example(run, tmp_path):
+    cfg, bundles = run
+    layout = cfg.layout()
+    everyone = sorted({b.user_id for b in bundles})
+    trained = ["a_gus", "r_ann"]
+    rel = layout.sft_split(S.TRAIN, "t")
+    layout.root.write_parquet(rel, pa.table({S.USER_ID: trained * 2}))
+    try:
+        assert untrained_users(layout, (b.user_id for b in bundles)) == sorted(set(everyone) - set(trained))
+        res = run_simulation(cfg, layout, {}, bundles=bundles, embed=None, out=RunRoot(str(tmp_path)))
+        assert res["held_out_people"]["held_out"] == len(everyone) - 2 and res["held_out_people"]["people"] == "untrained"
+    finally:
+        layout.root.delete(rel)
 
 
 def test_the_prompts_hold_no_trace_of_the_target(run):
