@@ -343,7 +343,9 @@ def run_simulation(cfg: PipelineConfig, layout: RunLayout, engines: dict[str, En
     cases, cut, counts = build_cases(bundles, users, sim, cfg.sft)
     out.write_parquet(CASES, cases_table(cases))
     people = People(cut.values(), cfg.sft)
-    log.info("evaluate simulation: %d held-out people, cases %s, models %s", len(users), counts["cases"], ", ".join(engines))
+    counts["people"] = "given" if held_out is not None else sim.people
+    log.info("evaluate simulation: %d people (%s), cases %s, models %s", len(users), counts["people"], counts["cases"],
+             ", ".join(engines))
     tables = []
     for name, engine in engines.items():
         rel = f"{FOLDER}/{name}.parquet"
@@ -357,7 +359,6 @@ def run_simulation(cfg: PipelineConfig, layout: RunLayout, engines: dict[str, En
         out.write_parquet(rel, table)
         tables.append(table)
     results = pa.concat_tables(tables) if tables else RESULT_SCHEMA.empty_table()
-    counts["people"] = "given" if held_out is not None else sim.people
     report = {"held_out_people": counts, "distractors": sim.distractors, "chance_choose": 1.0 / (sim.distractors + 1),
               "models": list(engines), "results": summarize(results, cases, ev.bootstrap, ev.seed),
               "split_mode": cfg.sft.split.mode}
