@@ -123,11 +123,11 @@ def main() -> None:
 
     by_type, by_locale, misses = recall(args.per_type, args.seed)
     print(f"== recall on the generated set ({args.per_type} per type and locale, seed {args.seed})")
-    print(f"{'type':<12} {'removed':>8} {'of':>6} {'recall':>7} {'target':>7}  " + " ".join(f"{l:>6}" for l in LOCALES))
+    print(f"{'type':<12} {'removed':>8} {'of':>6} {'recall':>7} {'target':>7}  " + " ".join(f"{loc:>6}" for loc in LOCALES))
     for t in TYPES:
         k, n = by_type[t]
-        cells = " ".join(f"{by_locale[(t, l)][0] / by_locale[(t, l)][1]:>6.2f}" if (t, l) in by_locale else f"{'-':>6}"
-                         for l in LOCALES)
+        cells = " ".join(f"{by_locale[(t, loc)][0] / by_locale[(t, loc)][1]:>6.2f}" if (t, loc) in by_locale
+                         else f"{'-':>6}" for loc in LOCALES)
         flag = "ok" if k / n >= TARGET[t] else "BELOW"
         print(f"{t:<12} {k:>8} {n:>6} {k / n:>7.3f} {TARGET[t]:>7.2f}  {cells}  {flag}")
     print(f"misses ({len(misses)}):")

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import logging
-import multiprocessing as mp
 import os
-import queue
 import socket
 import sys
 import tempfile
@@ -23,16 +20,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench import curate as bench_curate  # noqa: E402  (its corpus and config)
+from bench.subprocess_run import child  # noqa: E402
+
 log = logging.getLogger("bench.scaling")
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def bench_curate():
-    """bench/curate.py as a module (its corpus and config), without putting bench/ on the path."""
-    spec = importlib.util.spec_from_file_location("bench_curate", os.path.join(HERE, "curate.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def output_digest(run_root: str) -> dict[str, str]:
@@ -51,7 +42,7 @@ def output_digest(run_root: str) -> dict[str, str]:
     return out
 
 
-def run_on_nodes(raw: str, run_root: str, nodes: int, cpus_per_node: int, results) -> None:
+def run_on_nodes(raw: str, run_root: str, nodes: int, cpus_per_node: int) -> dict:
     """Child process: a cluster of `nodes` worker nodes, one curate run on it, the cluster stopped."""
     logging.basicConfig(level=logging.WARNING)
     import ray
@@ -67,37 +58,20 @@ def run_on_nodes(raw: str, run_root: str, nodes: int, cpus_per_node: int, result
         for _ in range(nodes):
             cluster.add_node(num_cpus=cpus_per_node, object_store_memory=400_000_000)
         ray.init(address=cluster.address, runtime_env={"env_vars": {"PYTHONPATH": os.getcwd()}})
-        cfg = bench_curate().config(raw, run_root, nodes * cpus_per_node)
+        cfg = bench_curate.config(raw, run_root, nodes * cpus_per_node)
         t0 = time.perf_counter()
         stats = run_curate(cfg, use_ray=True, restart=True)
         wall = time.perf_counter() - t0
         ray.shutdown()
     finally:
         cluster.shutdown()
-    results.put({"wall": wall, "stats": stats, "digest": output_digest(run_root)})
+    return {"wall": wall, "stats": stats, "digest": output_digest(run_root)}
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def child(*args) -> dict:
-    """run_on_nodes in a fresh process; raises when it died without a result."""
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=run_on_nodes, args=(*args, q))
-    p.start()
-    while True:
-        try:
-            out = q.get(timeout=5)
-            break
-        except queue.Empty:
-            if not p.is_alive():
-                raise RuntimeError(f"the curate run on {args[2]} node(s) exited with {p.exitcode} before its result")
-    p.join()
-    return out
 
 
 def main() -> None:
@@ -108,11 +82,13 @@ def main() -> None:
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "humanllm-bench"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    raw = bench_curate().corpus(args.events, args.workdir)
+    raw = bench_curate.corpus(args.events, args.workdir)
     runs = {}
     for n in [int(x) for x in args.nodes.split(",")]:
         log.info("curate on %d worker node(s) of %d CPU(s) ...", n, args.cpus_per_node)
-        runs[n] = child(raw, os.path.join(args.workdir, f"run-{n}-nodes"), n, args.cpus_per_node)
+        runs[n] = child(run_on_nodes, raw, os.path.join(args.workdir, f"run-{n}-nodes"), n, args.cpus_per_node)
+        if "error" in runs[n]:
+            raise SystemExit(f"the run on {n} node(s) failed: {runs[n]['error']}")
         log.info("%d node(s): %.1f s", n, runs[n]["wall"])
     base_n = next(iter(runs))
     base = runs[base_n]
