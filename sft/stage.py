@@ -21,7 +21,7 @@ from core import schema as S
 from core.layout import RunLayout
 from core.shards import fingerprint, merge_stats, run_shards, StageMarkers
 from core.storage import RunRoot
-from llm.models import load_tokenizer
+from llm.models import load_counting_tokenizer
 from sft.build import build_examples, cap_and_split, cap_thresholds, item_names
 from sft.bundle import build_bundles, UserBundle
 from sft.card import dataset_card, split_sizes, split_summary
@@ -96,7 +96,7 @@ class _BuildShard:
         index = NgramIndex.from_bytes(root.read_bytes(index_rel)) if root.exists(index_rel) else None
         items = root.read_json(layout.sft_work(ITEMS)).get(shard.split("/")[0], {})
         result = build_examples(*shard_inputs(layout, shard), cfg.sft,
-                                load_tokenizer(cfg.sft.tokenizer, "sft.tokenizer", cfg.storage), index, items)
+                                load_counting_tokenizer(cfg.sft.tokenizer, "sft.tokenizer", cfg.storage), index, items)
         root.write_parquet(_examples(layout, shard), result.examples)
         root.write_parquet(layout.sft_rejects(shard), result.rejects)
         return result.stats
@@ -142,7 +142,7 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
             root.delete(RunLayout.markers(step))
     shards = curated_shards(cfg, layout)
     StageMarkers(root, STEPS[0]).check_config(fingerprint(cfg.sft.model_dump(mode="json")))
-    load_tokenizer(cfg.sft.tokenizer, "sft.tokenizer", cfg.storage)  # a bad tokenizer fails here, before any worker starts
+    load_counting_tokenizer(cfg.sft.tokenizer, "sft.tokenizer", cfg.storage)  # a bad tokenizer fails here, before any worker starts
     if not root.exists(layout.sft_work(ITEMS)):
         root.write_json(layout.sft_work(ITEMS), _platform_items(layout, shards))
     if not root.exists(layout.sft_work(LEAKAGE_INDEX)):

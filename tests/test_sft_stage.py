@@ -12,7 +12,7 @@ import yaml
 
 from core import schema as S
 from core.storage import RunRoot
-from llm.models import load_tokenizer
+from llm.models import load_counting_tokenizer, load_tokenizer
 from ray_jobs.config import parse_config
 from sft.stage import run as run_build_sft
 from tests.conftest import REPO
@@ -92,6 +92,24 @@ def test_killed_split_step_resumes_to_the_same_files(run_root):
     assert _files(Path(run_root) / "sft") == before
     with pytest.raises(RuntimeError, match="another configuration"):
         run_build_sft(_cfg(run_root, seed=1), use_ray=False)
+
+
+def test_the_counting_tokenizer_is_autotokenizers_without_torch(run_root, tiny_model):
+    """build-sft counts with the tokenizers backend alone: the same ids as `AutoTokenizer` (for SmolLM2 and
+    the tiny model's template with generation markers), and a fresh process never imports torch."""
+    import subprocess
+    import sys
+
+    run_build_sft(_cfg(run_root), use_ray=False)
+    conversations = [row[S.MESSAGES] for row in _split(RunRoot(run_root), "train").to_pylist()[:60]]
+    for name in ("smollm2", tiny_model):
+        auto, counting = load_tokenizer(name), load_counting_tokenizer(name)
+        assert counting.apply_chat_template(conversations, tokenize=True)["input_ids"] == \
+            auto.apply_chat_template(conversations, tokenize=True)["input_ids"]
+    probe = ("import sys; from llm.models import load_counting_tokenizer; load_counting_tokenizer('smollm2'); "
+             "print(sorted(m for m in sys.modules if m == 'torch'))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr[-2000:]
 
 
 def test_token_limit_uses_the_chat_template_of_the_tokenizer(run_root):
