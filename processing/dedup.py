@@ -249,10 +249,8 @@ def verified_edges(groups: pa.Array | np.ndarray, members: pa.Array, sigs: np.nd
     sizes = np.bincount(gid[active], minlength=len(run_start))
     active &= sizes[gid] >= 2
     heads_out, others_out = [], []
-    while True:
-        idx = np.flatnonzero(active)
-        if len(idx) == 0:
-            break
+    idx = np.flatnonzero(active)  # the unsettled rows, in sorted order; each round touches only these
+    while len(idx):
         gi = gid[idx]
         first = np.concatenate([[True], gi[1:] != gi[:-1]])
         head = idx[first][np.cumsum(first) - 1]
@@ -261,11 +259,11 @@ def verified_edges(groups: pa.Array | np.ndarray, members: pa.Array, sigs: np.nd
         counts["candidate_pairs"] += len(other)
         heads_out.append(head[ok])
         others_out.append(other[ok])
-        active[idx[first]] = False
-        active[other[ok]] = False
-        idx = np.flatnonzero(active)  # a group with one unsettled member left is done
-        left = np.bincount(gid[idx], minlength=len(run_start))
-        active[idx[left[gid[idx]] < 2]] = False
+        idx = other[~ok]  # heads and linked members are settled; a group with one unsettled member is done
+        go = gid[idx]
+        starts = np.flatnonzero(np.concatenate([[True], go[1:] != go[:-1]])) if len(idx) else np.zeros(0, np.int64)
+        left = np.diff(np.append(starts, len(idx)))
+        idx = idx[np.repeat(left >= 2, left)]
     h, o = np.concatenate(heads_out or [np.zeros(0, np.int64)]), np.concatenate(others_out or [np.zeros(0, np.int64)])
     counts["verified_pairs"] = len(h)
     edges = pa.table({"a": m.take(pa.array(h, pa.int64())), "b": m.take(pa.array(o, pa.int64()))})
