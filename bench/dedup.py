@@ -131,7 +131,7 @@ def step_memory(path: str, run_root: str, step: str, dedup: dict, cpu: int | Non
     from core import schema as S
     from core.storage import RunRoot
     from processing.curate import STAGE1
-    from processing.dedup_stage import cluster_step, dedup_rows, dedup_tasks, DedupRowWriter, exact_step, near_step
+    from processing.dedup_stage import cluster_steps, dedup_rows, dedup_tasks, DedupRowWriter, exact_step, near_step
 
     cfg = curate_config(path, run_root, dedup)
     layout = cfg.layout()
@@ -151,10 +151,12 @@ def step_memory(path: str, run_root: str, step: str, dedup: dict, cpu: int | Non
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     else:
-        exact, near, cluster = dedup_tasks(["amazon"], dcfg, {"n_buckets": 8})
-        fn, tasks = {"exact": (exact_step, exact), "near": (near_step, near), "cluster": (cluster_step, cluster)}[step]
-        for task in tasks:
-            fn(task, dcfg, layout)
+        base = {"n_buckets": 8}
+        exact, near = dedup_tasks(["amazon"], dcfg, base)
+        if step == "cluster":  # the components rounds and the cluster step, every task in this process
+            cluster_steps(["amazon"], dcfg, layout, base, lambda name, tasks, fn: {t["shard"]: fn(t) for t in tasks})
+        for task in {"exact": exact, "near": near}.get(step, []):
+            {"exact": exact_step, "near": near_step}[step](task, dcfg, layout)
     return {"seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_mb(), "base_rss_mb": base_rss}
 
 

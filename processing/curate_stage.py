@@ -14,7 +14,7 @@ from core.shards import fingerprint, funnel_table, merge_stats, run_shards, Stag
 from core.storage import expand_glob, file_size, RunRoot
 from processing.curate import curate_file, shard_id
 from processing.dedup import s_curve_text
-from processing.dedup_stage import cluster_step, dedup_tasks, exact_step, index_params, near_step
+from processing.dedup_stage import cluster_steps, dedup_tasks, exact_step, index_params, near_step
 from processing.timelines import decide, timeline
 
 if TYPE_CHECKING:  # the composed config imports every stage's settings
@@ -118,14 +118,19 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
     if dedup.exact or dedup.near:
         log.info("dedup: %s", s_curve_text(dedup))
         check_index_params(layout, cfg)
-        exact, near, cluster = dedup_tasks(platforms, dedup, base)
-        for name, tasks_, fn in (("curate-dedup-exact", exact, exact_step), ("curate-dedup-near", near, near_step),
-                                 ("curate-dedup-cluster", cluster, cluster_step)):
-            step_stats = timed(name, tasks_, functools.partial(fn, cfg=dedup, layout=layout))
+        exact, near = dedup_tasks(platforms, dedup, base)
+        by_step = {name: timed(name, tasks_, functools.partial(fn, cfg=dedup, layout=layout))
+                   for name, tasks_, fn in (("curate-dedup-exact", exact, exact_step),
+                                            ("curate-dedup-near", near, near_step))}
+        cluster_stats, rounds = cluster_steps(platforms, dedup, layout, base, timed)
+        by_step.update(cluster_stats)
+        merge_stats(stats, rounds)
+        for name, step_stats in by_step.items():
             for shard in sorted(step_stats):
-                merge_stats(stats, step_stats[shard])
-            stats["steps"][name.removeprefix("curate-")] = {
-                "rows": 0, "bytes": 0, "seconds": sum(s["seconds"][name] for s in step_stats.values())}
+                merge_stats(stats, {k: v for k, v in step_stats[shard].items() if k != "cc"})
+            table_step = "dedup-cluster" if name.startswith("curate-dedup-c") else name.removeprefix("curate-")
+            seconds = stats["steps"].setdefault(table_step, {"rows": 0, "bytes": 0, "seconds": 0.0})
+            seconds["seconds"] += sum(s["seconds"][name] for s in step_stats.values())
 
     decide_stats = timed("curate-decide", [{**base, "shard": p, "platform": p} for p in platforms],
                          functools.partial(decide, cfg=cfg.curate, layout=layout))

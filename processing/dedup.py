@@ -1,7 +1,7 @@
 """Deduplication kernels: text normalisation and exact keys, vectorised MinHash signatures
 (datasketch's permutations and affine32 scheme, so signatures equal datasketch's `MinHash`), LSH band keys,
-compact (b-bit) signatures and the verification of candidate pairs, bucket chaining and connected components. Pure functions over numpy/pyarrow; the distributed
-steps that use them are in `dedup_stage.py`.
+compact (b-bit) signatures, the verification of candidate pairs and bucket chaining. Pure functions over
+numpy/pyarrow; the distributed steps that use them are in `dedup_stage.py` (components: `components.py`).
 """
 from __future__ import annotations
 
@@ -293,27 +293,6 @@ def chain_edges(groups: pa.Array, members: pa.Array, cap: int) -> tuple[pa.Table
     edges = pa.table({"a": a, "b": b})
     edges = edges.filter(pc.not_equal(edges["a"], edges["b"]))
     return edges, skipped
-
-
-def connected_components(edges: pa.Table) -> dict[str, str]:
-    """Union-find over edges; returns member -> smallest member id of its component (for members of edges)."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        root = x
-        while parent.get(root, root) != root:
-            root = parent[root]
-        while parent.get(x, x) != root:  # path compression
-            parent[x], x = root, parent[x]
-        return root
-
-    for a, b in zip(edges["a"].to_pylist(), edges["b"].to_pylist()):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            if rb < ra:
-                ra, rb = rb, ra
-            parent[rb] = ra
-    return {x: find(x) for x in list(parent) + [p for p in set(parent.values())]}
 
 
 def s_curve(bands: int, rows: int, points=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)) -> list[tuple[float, float]]:

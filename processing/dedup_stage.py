@@ -7,7 +7,9 @@ Layout under the run root, per platform (scope corpus = within a platform; scope
                                                   fixed-size binary). Written by step 1 (read).
                                                   It is also the index a later run deduplicates against.
   _work/curate/dedup/<platform>/...               exact edges and secondaries, near edges per pass
-  _work/curate/dedup/<platform>/clusters.parquet  every event in a duplicate cluster: cluster id, size, reason
+  _work/curate/dedup/<platform>/cc/r<k>/<q>/...    round k's directed edges, by the partition q of their first node
+  _work/curate/dedup/<platform>/cc/labels/<r>/... member -> component root, by the partition r of the root
+  _work/curate/dedup/<platform>/clusters/<r>.parquet  every event in a duplicate cluster: cluster id, size, reason
 
 Steps (each a list of shards with completion markers):
   exact   one task per partition: rows with equal exact keys are chained (k copies -> k-1 edges)
@@ -16,12 +18,17 @@ Steps (each a list of shards with completion markers):
           linked to its bucket's head only when their signatures' estimated Jaccard reaches the
           threshold (the signatures are on the rows, so pairs are verified where they are formed);
           without, the bucket is chained; huge buckets capped
-  cluster one task per platform: connected components over the edges (only edges travel, never
-          signatures); the kept copy is the earlier run's event, else highest quality, earliest, smallest id
+  cluster connected components over the edges (only edges travel, never signatures) in rounds of one
+          task per (platform, partition) (`processing.components`: large-star / small-star until the
+          graph is a forest of stars), then one task per (platform, root partition) picks each
+          cluster's kept copy: the earlier run's event, else highest quality, earliest, smallest id.
+          No task holds more than its partition's edges (or its largest cluster's)
 """
 from __future__ import annotations
 
+import functools
 import logging
+import posixpath
 
 import numpy as np
 import pyarrow as pa
@@ -30,10 +37,10 @@ import pyarrow.compute as pc
 from core import schema as S
 from core.layout import RunLayout
 from core.storage import ParquetShardWriter, RunRoot
+from processing.components import DIRECTED, LABELS, by_partition, components, directed, round_bound, star_labels, star_round
 from processing.dedup import (
     band_keys,
     chain_edges,
-    connected_components,
     exact_keys,
     normalize,
     pack_signatures,
@@ -150,8 +157,7 @@ def _read_rows(layout: RunLayout, platform: str, part: int, bands: tuple[int, in
         rr = layout.at(r)
         t = rr.read_parquet(RunLayout.dedup_index(platform, part), filters=flt, schema=row_schema(cfg), columns=columns)
         if i > 0:  # an earlier run: only its kept copies count
-            clusters = rr.read_parquet(f"{WORK}/{platform}/clusters.parquet", schema=S.CLUSTER_SCHEMA) \
-                if rr.exists(f"{WORK}/{platform}/clusters.parquet") else S.CLUSTER_SCHEMA.empty_table()
+            clusters = load_clusters(rr, platform)
             gone = clusters.filter(pc.is_valid(clusters[S.REASON]))[S.EVENT_ID]
             t = t.filter(pc.invert(pc.is_in(t[S.EVENT_ID], gone)))
         tables.append(t.append_column("old", pa.array([i > 0] * t.num_rows, pa.bool_())))
@@ -200,14 +206,58 @@ def near_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     return {"dedup": {platform: {"near_edges": out.num_rows, **counts}}}
 
 
-def cluster_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
-    """Connected components over every edge; pick each cluster's kept copy and mark the others."""
-    root = layout.root
-    platform = task["platform"]
+def _cc(platform: str, *parts: str) -> str:
+    return "/".join((f"{WORK}/{platform}/cc", *parts))
+
+
+def cc_local_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
+    """A run with one partition: the platform's components in this one task (every round in memory),
+    then its clusters."""
+    root, platform = layout.root, task["platform"]
     edges = root.read_parquet(f"{WORK}/{platform}/edges", schema=EDGE_SCHEMA)
-    comp = connected_components(edges)
+    labels, rounds = components(edges)
+    root.write_parquet(_cc(platform, "labels", "0000", "all.parquet"), labels)
+    return {**cluster_step({**task, "part": 0}, cfg, layout), "cc": {platform: {"rounds": rounds}}}
+
+
+def cc_split_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
+    """Round 0's input from one edge file: both directions of each edge, by the partition of the first node."""
+    root, platform = layout.root, task["platform"]
+    edges = root.read_parquet(task["file"], schema=EDGE_SCHEMA)
+    for q, part in by_partition(directed(edges), "u", cfg.num_partitions).items():
+        root.write_parquet(_cc(platform, "r00", f"{q:04d}", f"{task['name']}.parquet"), part)
+    return {"cc": {platform: {"edges": edges.num_rows}}}
+
+
+def cc_round_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
+    """One large-star (even rounds) or small-star round over one partition; its output, by partition,
+    is the next round's input; reports the partition's unsettled nodes (0 everywhere: stop)."""
+    root, platform, k, q = layout.root, task["platform"], task["round"], task["part"]
+    edges = root.read_parquet(_cc(platform, f"r{k:02d}", f"{q:04d}"), schema=DIRECTED)
+    out, unsettled = star_round(edges, large=k % 2 == 0)
+    for q2, part in by_partition(directed(out), "u", cfg.num_partitions).items():
+        root.write_parquet(_cc(platform, f"r{k + 1:02d}", f"{q2:04d}", f"from-{q:04d}.parquet"), part)
+    return {"cc": {platform: {"unsettled": unsettled}}}
+
+
+def cc_labels_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
+    """Member -> root for one partition of the final round's forest of stars, by the root's partition."""
+    root, platform, k, q = layout.root, task["platform"], task["round"], task["part"]
+    labels = star_labels(root.read_parquet(_cc(platform, f"r{k:02d}", f"{q:04d}"), schema=DIRECTED))
+    for r, part in by_partition(labels, "root", cfg.num_partitions).items():
+        root.write_parquet(_cc(platform, "labels", f"{r:04d}", f"from-{q:04d}.parquet"), part)
+    return {}
+
+
+def cluster_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
+    """The clusters whose root is in one partition: pick each cluster's kept copy and mark the others."""
+    root = layout.root
+    platform, part = task["platform"], task["part"]
+    out_rel = f"{WORK}/{platform}/clusters/{part:04d}.parquet"
+    labels = root.read_parquet(_cc(platform, "labels", f"{part:04d}"), schema=LABELS)
+    comp = dict(zip(labels["member"].to_pylist(), labels["root"].to_pylist()))
     if not comp:
-        root.write_parquet(f"{WORK}/{platform}/clusters.parquet", S.CLUSTER_SCHEMA.empty_table())
+        root.write_parquet(out_rel, S.CLUSTER_SCHEMA.empty_table())
         return {"dedup": {platform: {"clusters": 0}}}
     members = list(comp)
     new_ids = [m for m in members if not m.startswith("\x00")]
@@ -248,22 +298,81 @@ def cluster_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
             out_reason.append(reason)
     clusters = pa.table({S.EVENT_ID: out_ids, S.DUP_CLUSTER: out_cluster, S.DUP_CLUSTER_SIZE: pa.array(out_size, pa.int32()),
                          S.REASON: pa.array(out_reason, pa.string())}, schema=S.CLUSTER_SCHEMA)
-    root.write_parquet(f"{WORK}/{platform}/clusters.parquet", clusters.sort_by([(S.EVENT_ID, "ascending")]))
-    log.info("dedup %s: %d clusters, %d exact and %d near duplicates removed", platform, len(by_root), n_exact, n_near)
+    root.write_parquet(out_rel, clusters.sort_by([(S.EVENT_ID, "ascending")]))
     return {"dedup": {platform: {"clusters": len(by_root), "exact_duplicate": n_exact, "near_duplicate": n_near}}}
 
 
-def dedup_tasks(platforms: list[str], cfg: DedupConfig, base: dict) -> tuple[list[dict], list[dict], list[dict]]:
-    """Shard lists of the three steps."""
+def dedup_tasks(platforms: list[str], cfg: DedupConfig, base: dict) -> tuple[list[dict], list[dict]]:
+    """Shard lists of the exact and near steps."""
     parts = range(cfg.num_partitions)
     exact = [{**base, "shard": f"{p}-{i:04d}", "platform": p, "part": i} for p in platforms for i in parts]
     near = [{**base, "shard": f"{p}-{lo:03d}-{i:04d}", "platform": p, "part": i, "band_lo": lo,
              "band_hi": min(lo + cfg.bands_per_pass, cfg.bands)}
             for p in platforms for lo in range(0, cfg.bands, cfg.bands_per_pass) for i in parts] if cfg.near else []
-    cluster = [{**base, "shard": p, "platform": p} for p in platforms]
-    return exact, near, cluster
+    return exact, near
 
 
-def load_clusters(root: RunRoot, platform: str) -> pa.Table:
-    rel = f"{WORK}/{platform}/clusters.parquet"
-    return root.read_parquet(rel, schema=S.CLUSTER_SCHEMA) if root.exists(rel) else S.CLUSTER_SCHEMA.empty_table()
+def cluster_steps(platforms: list[str], cfg: DedupConfig, layout: RunLayout, base: dict,
+                  run) -> tuple[dict[str, dict], dict]:
+    """Connected components in rounds, then the cluster step; each step through `run(name, tasks, fn)`
+    (run_shards: a rerun skips the finished shards of every round). Returns ({step name: {shard: stats}}
+    with the rounds' own bookkeeping under "cc", stats to merge: the rounds per platform)."""
+    steps: dict[str, dict] = {}
+
+    def step(name: str, tasks: list[dict], fn) -> dict:
+        steps[name] = run(name, tasks, functools.partial(fn, cfg=cfg, layout=layout))
+        return steps[name]
+
+    if cfg.num_partitions == 1:  # one task per platform: every round in it, then its clusters
+        out = step("curate-dedup-cluster", [{**base, "shard": p, "platform": p} for p in platforms], cc_local_step)
+        rounds = {p: c["rounds"] for s in out.values() for p, c in s["cc"].items()}
+    else:
+        rounds = _partitioned_rounds(platforms, cfg, layout, base, step)
+        out = step("curate-dedup-cluster", [{**base, "shard": f"{p}-{r:04d}", "platform": p, "part": r}
+                                            for p in platforms for r in range(cfg.num_partitions)], cluster_step)
+    for p in platforms:
+        c = {k_: sum(s.get("dedup", {}).get(p, {}).get(k_, 0) for s in out.values())
+             for k_ in ("clusters", "exact_duplicate", "near_duplicate")}
+        log.info("dedup %s: %d clusters (components in %d rounds), %d exact and %d near duplicates removed", p,
+                 c["clusters"], rounds[p], c["exact_duplicate"], c["near_duplicate"])
+    return steps, {"dedup": {p: {"components_rounds": rounds[p]} for p in platforms}}
+
+
+def _partitioned_rounds(platforms: list[str], cfg: DedupConfig, layout: RunLayout, base: dict, step) -> dict[str, int]:
+    """Split the edges by partition, run rounds until every platform's graph is a forest of stars, and
+    write each platform's labels by root partition; returns the rounds per platform."""
+    parts = range(cfg.num_partitions)
+    split = [{**base, "shard": f"{p}-{posixpath.basename(f).removesuffix('.parquet')}", "platform": p, "file": f,
+              "name": posixpath.basename(f).removesuffix(".parquet")}
+             for p in platforms for f in layout.root.list(f"{WORK}/{p}/edges", ".parquet")]
+    n_edges = {p: 0 for p in platforms}
+    for s in step("curate-dedup-cc-split", split, cc_split_step).values():
+        for p, c in s.get("cc", {}).items():
+            n_edges[p] += c["edges"]
+    final: dict[str, int] = {}
+    pending, k = list(platforms), 0
+    while pending:
+        bound = max(round_bound(n_edges[p]) for p in pending)
+        if k >= bound:
+            raise RuntimeError(f"dedup: connected components of {pending} not settled after {k} rounds (bound "
+                               f"{bound}); delete {WORK}/<platform>/cc and the curate-dedup-cc-* markers to redo them")
+        tasks = [{**base, "shard": f"{p}-{q:04d}", "platform": p, "round": k, "part": q} for p in pending for q in parts]
+        unsettled = {p: 0 for p in pending}
+        for s in step(f"curate-dedup-cc-r{k:02d}", tasks, cc_round_step).values():
+            for p, c in s["cc"].items():
+                unsettled[p] += c["unsettled"]
+        log.info("dedup components round %d (%s-star), nodes unsettled: %s (bound %s rounds)", k,
+                 "large" if k % 2 == 0 else "small", ", ".join(f"{p} {n}" for p, n in unsettled.items()),
+                 ", ".join(f"{p} {round_bound(n_edges[p])}" for p in pending))
+        final.update({p: k for p, n in unsettled.items() if not n})
+        pending, k = [p for p in pending if p not in final], k + 1
+    step("curate-dedup-cc-labels", [{**base, "shard": f"{p}-{q:04d}", "platform": p, "round": final[p], "part": q}
+                                    for p in platforms for q in parts], cc_labels_step)
+    return {p: k_ + 1 for p, k_ in final.items()}
+
+
+def load_clusters(root: RunRoot, platform: str, filters: pc.Expression | None = None) -> pa.Table:
+    """The events of the platform's duplicate clusters (kept copies with reason null; those `filters`
+    keeps, read row group by row group), by event id."""
+    clusters = root.read_parquet(f"{WORK}/{platform}/clusters", schema=S.CLUSTER_SCHEMA, filters=filters)
+    return clusters.sort_by([(S.EVENT_ID, "ascending")])

@@ -250,12 +250,14 @@ def timeline(task: dict, cfg: CurateConfig, layout: RunLayout) -> dict:
     root = layout.root
     platform, bucket = task["platform"], task["bucket"]
     events = root.read_parquet(f"{STAGE1}/{platform}/b={bucket:04d}", schema=S.EVENT_SCHEMA)
-    clusters = load_clusters(root, platform)
-    clusters = clusters.filter(pc.is_in(clusters[S.EVENT_ID], events[S.EVENT_ID]))
+    # Every platform-wide table is read filtered to this bucket's rows (the filter applies per row group
+    # as the file is scanned), so the task's memory follows its bucket, not the corpus.
+    mine = pc.field(S.EVENT_ID).isin(events[S.EVENT_ID].combine_chunks())
+    clusters = load_clusters(root, platform, mine)
     dups = clusters.filter(pc.is_valid(clusters[S.REASON]))
     decisions = pa.concat_tables([dups.select([S.EVENT_ID, S.REASON]),
-                                  root.read_parquet(f"{DECISIONS}/{platform}.parquet").cast(DECISION_SCHEMA)])
-    decisions = decisions.filter(pc.is_in(decisions[S.EVENT_ID], events[S.EVENT_ID]))
+                                  root.read_parquet(f"{DECISIONS}/{platform}.parquet", filters=mine,
+                                                    schema=DECISION_SCHEMA)])
     dropped_mask = pc.is_in(events[S.EVENT_ID], decisions[S.EVENT_ID])
     dropped = events.filter(dropped_mask)
     reason_of = dict(zip(decisions[S.EVENT_ID].to_pylist(), decisions[S.REASON].to_pylist()))
@@ -274,11 +276,13 @@ def timeline(task: dict, cfg: CurateConfig, layout: RunLayout) -> dict:
                            pa.array([cluster_of.get(e, (e, 1))[0] for e in ids], pa.string()))
     kept = kept.set_column(kept.schema.get_field_index(S.DUP_CLUSTER_SIZE), S.DUP_CLUSTER_SIZE,
                            pa.array([cluster_of.get(e, (e, 1))[1] for e in ids], pa.int32()))
-    kept = _with_context(kept, root.read_parquet(f"{PARENTS}/{platform}.parquet", schema=PARENT_SCHEMA))
+    parents = pc.field(S.NATIVE_ID).isin(pc.unique(kept[S.PARENT_ID]).drop_null())
+    kept = _with_context(kept, root.read_parquet(f"{PARENTS}/{platform}.parquet", filters=parents,
+                                                 schema=PARENT_SCHEMA))
     kept = kept.select(S.EVENT_SCHEMA.names).cast(S.EVENT_SCHEMA)
     kept = kept.sort_by([(S.USER_ID, "ascending"), (S.TS, "ascending"), (S.EVENT_ID, "ascending")])
-    profiles = root.read_parquet(f"{PROFILES}/{platform}", schema=S.PROFILE_SCHEMA)
-    profiles = profiles.filter(pc.is_in(profiles[S.USER_ID], pc.unique(kept[S.USER_ID])))
+    profiles = root.read_parquet(f"{PROFILES}/{platform}", schema=S.PROFILE_SCHEMA,
+                                 filters=pc.field(S.USER_ID).isin(pc.unique(kept[S.USER_ID])))
     profiles = _scrub_profiles(profiles.sort_by([(S.SOURCE_URI, "ascending"), (S.SOURCE_ROW, "ascending")]))
     users = build_users(kept, profiles, platform)
     name = f"{platform}/part-{bucket:04d}"

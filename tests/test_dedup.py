@@ -18,7 +18,6 @@ from processing.curate_stage import run as run_curate
 from processing.dedup import (
     band_keys,
     chain_edges,
-    connected_components,
     estimated_jaccard,
     normalize,
     optimal_bands_rows,
@@ -30,6 +29,7 @@ from processing.dedup import (
     unpack_signatures,
     verified_edges,
 )
+from processing.components import components, round_bound
 from processing.dedup_stage import dedup_rows, DedupRowWriter
 from processing.settings import DedupConfig
 from ray_jobs.config import parse_config
@@ -115,13 +115,44 @@ def test_short_texts_rule():
     assert signatures(texts, DedupConfig(short_texts="char_ngrams"))[1][0]
 
 
-def test_chain_edges_cap_and_components():
+def test_chain_edges_cap():
     groups = pa.array([1, 1, 1, 1, 1, 2, 2, 3], pa.uint64())
     members = pa.array(["e", "d", "c", "b", "a", "x", "y", "z"])
     edges, skipped = chain_edges(groups, members, cap=3)
     assert edges.to_pylist() == [{"a": "a", "b": "b"}, {"a": "b", "b": "c"}, {"a": "x", "b": "y"}] and skipped == 2
-    comp = connected_components(pa.table({"a": ["a", "b", "x", "c"], "b": ["b", "c", "y", "q"]}))
-    assert comp == {"a": "a", "b": "a", "c": "a", "q": "a", "x": "x", "y": "x"}
+
+
+def _union_find(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        ra, rb = sorted((find(a), find(b)))
+        parent[rb] = ra
+    return {x: find(x) for x in parent}
+
+
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_partitioned_components_equal_union_find(n):
+    """Long chains (the exact step's k copies), stars, a random sparse graph and earlier-run ids ("\x00"
+    first): the rounds find the same components, rooted at the smallest member, within the bound."""
+    rng = random.Random(n)
+    chain = [f"c{i:05d}" for i in range(1500)]
+    rng.shuffle(chain)
+    pairs = list(zip(chain, chain[1:]))
+    pairs += [("s0000", f"s{i:04d}") for i in range(1, 300)] + [(f"t{i:04d}", "t9999") for i in range(300)]
+    nodes = [f"r{i:04d}" for i in range(3000)] + ["\x00old1", "\x00old2"]
+    pairs += [(rng.choice(nodes), rng.choice(nodes)) for _ in range(2500)] + [("a", "a")]
+    edges = pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]})
+    labels, rounds = components(edges, n)
+    got = dict(zip(labels["member"].to_pylist(), labels["root"].to_pylist()))
+    linked = {x for a, b in pairs if a != b for x in (a, b)}  # a self loop links nothing
+    assert got == {m: r for m, r in _union_find(pairs).items() if m in linked}
+    assert rounds <= round_bound(len(pairs))
 
 
 def shingle_jaccard(a: str, b: str, n: int = 5) -> float:
