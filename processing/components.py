@@ -58,23 +58,22 @@ def by_partition(table: pa.Table, column: str, n: int) -> dict[int, pa.Table]:
 
 
 def _neighbourhoods(edges: pa.Table) -> pa.Table:
-    """Per node u: its smallest and largest neighbour and how many neighbours are smaller than u."""
-    smaller = pc.less(edges[V], edges[U]).cast(pa.int64())
-    t = pa.table({U: edges[U], V: edges[V], "smaller": smaller})
-    return t.group_by(U).aggregate([(V, "min"), (V, "max"), ("smaller", "sum")])
+    """Per node u: its smallest and largest neighbour (an edge may come more than once: min and max
+    do not count)."""
+    return edges.group_by(U).aggregate([(V, "min"), (V, "max")])
 
 
 def star_round(edges: pa.Table, large: bool) -> tuple[pa.Table, int]:
     """One large-star (`large`) or small-star round over one partition's directed edges (every neighbour
-    of each first node present). Returns the round's undirected edges (a < b, unique) and how many of
-    the partition's nodes are neither a star centre nor a leaf (0 everywhere: the input is a forest of
-    stars centred at their smallest nodes)."""
-    edges = edges.group_by([U, V]).aggregate([])  # the same edge from two partitions' rounds
+    of each first node present; the same edge may come from two partitions' rounds). Returns the round's
+    undirected edges (a < b, unique, in no particular order) and how many of the partition's nodes are
+    neither a star centre nor a leaf (0 everywhere: the input is a forest of stars centred at their
+    smallest nodes)."""
     hood = _neighbourhoods(edges)
-    has_smaller = pc.greater(hood["smaller_sum"], 0)
-    leaf = pc.and_(pc.equal(hood["smaller_sum"], 1), pc.less_equal(hood[f"{V}_max"], hood[U]))
-    unsettled = int(pc.sum(pc.and_(has_smaller, pc.invert(leaf))).as_py() or 0)
-    centre = pc.min_element_wise(hood[U], hood[f"{V}_min"])  # the smallest of u's closed neighbourhood
+    lo_n, hi_n = hood[f"{V}_min"], hood[f"{V}_max"]
+    leaf = pc.and_(pc.equal(lo_n, hi_n), pc.less(hi_n, hood[U]))  # one neighbour, and it is smaller
+    unsettled = int(pc.sum(pc.and_(pc.less(lo_n, hood[U]), pc.invert(leaf))).as_py() or 0)
+    centre = pc.min_element_wise(hood[U], lo_n)  # the smallest of u's closed neighbourhood
     m = pc.take(centre, pc.index_in(edges[U], hood[U]))
     pick = pc.greater(edges[V], edges[U]) if large else pc.less(edges[V], edges[U])
     if large:  # each larger neighbour v of u -> m(u)
@@ -83,8 +82,7 @@ def star_round(edges: pa.Table, large: bool) -> tuple[pa.Table, int]:
         a = pa.concat_arrays([edges[V].filter(pick).combine_chunks(), hood[U].combine_chunks()])
         b = pa.concat_arrays([m.filter(pick).combine_chunks(), centre.combine_chunks()])
     lo, hi = pc.min_element_wise(a, b), pc.max_element_wise(a, b)
-    out = pa.table({"a": lo, "b": hi}).filter(pc.not_equal(lo, hi)).group_by(["a", "b"]).aggregate([])
-    return out.sort_by([("a", "ascending"), ("b", "ascending")]), unsettled
+    return pa.table({"a": lo, "b": hi}).filter(pc.not_equal(lo, hi)).group_by(["a", "b"]).aggregate([]), unsettled
 
 
 def star_labels(edges: pa.Table) -> pa.Table:
