@@ -267,10 +267,11 @@ def cluster_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
                                         pc.cast(keys[S.TS], pa.int64()).to_pylist())}
     exact = {}
     for i, r in enumerate((root.uri, *cfg.previous_runs)):
-        rows = layout.at(r).read_parquet(RunLayout.dedup_index(platform), filters=pc.field(S.BAND) == -1,
-                                         schema=row_schema(cfg), columns=[S.KEY, S.EVENT_ID])
-        wanted = [m.lstrip("\x00") for m in members if m.startswith("\x00") == (i > 0)]
-        rows = rows.filter(pc.is_in(rows[S.EVENT_ID], pa.array(wanted, pa.string())))
+        wanted = pa.array([m.lstrip("\x00") for m in members if m.startswith("\x00") == (i > 0)], pa.string())
+        # filtered as the row groups are read: the task never holds the platform's every exact key
+        rows = layout.at(r).read_parquet(RunLayout.dedup_index(platform), schema=row_schema(cfg),
+                                         filters=(pc.field(S.BAND) == -1) & pc.field(S.EVENT_ID).isin(wanted),
+                                         columns=[S.KEY, S.EVENT_ID])
         exact.update({("\x00" if i else "") + e: k for e, k in zip(rows[S.EVENT_ID].to_pylist(), rows[S.KEY].to_pylist())})
     by_root: dict[str, list[str]] = {}
     for m, r in comp.items():
