@@ -155,8 +155,10 @@ def step_memory(path: str, run_root: str, step: str, dedup: dict, cpu: int | Non
         exact, near = dedup_tasks(["amazon"], dcfg, base)
         if step == "cluster":  # the components rounds and the cluster step, every task in this process
             cluster_steps(["amazon"], dcfg, layout, base, lambda name, tasks, fn: {t["shard"]: fn(t) for t in tasks})
-        for task in {"exact": exact, "near": near}.get(step, []):
-            {"exact": exact_step, "near": near_step}[step](task, dcfg, layout)
+        else:
+            fn, tasks = {"exact": (exact_step, exact), "near": (near_step, near)}[step]
+            for task in tasks:
+                fn(task, dcfg, layout)
     return {"seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_mb(), "base_rss_mb": base_rss}
 
 

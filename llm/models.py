@@ -1,4 +1,4 @@
-"""Model names to local folders, and the one tokenizer loader."""
+"""Model names to local folders, and the tokenizer loaders (for training; for counting only)."""
 from __future__ import annotations
 
 import os

@@ -128,7 +128,9 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
         for name, step_stats in by_step.items():
             for shard in sorted(step_stats):
                 merge_stats(stats, {k: v for k, v in step_stats[shard].items() if k != "cc"})
-            table_step = "dedup-cluster" if name.startswith("curate-dedup-c") else name.removeprefix("curate-")
+            # the components' rounds count as the cluster step in the per-step table
+            cluster = name.startswith(("curate-dedup-cc", "curate-dedup-cluster"))
+            table_step = "dedup-cluster" if cluster else name.removeprefix("curate-")
             seconds = stats["steps"].setdefault(table_step, {"rows": 0, "bytes": 0, "seconds": 0.0})
             seconds["seconds"] += sum(s["seconds"][name] for s in step_stats.values())
 

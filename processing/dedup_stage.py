@@ -37,7 +37,17 @@ import pyarrow.compute as pc
 from core import schema as S
 from core.layout import RunLayout
 from core.storage import ParquetShardWriter, RunRoot
-from processing.components import DIRECTED, LABELS, by_partition, components, directed, round_bound, star_labels, star_round
+from processing.components import (
+    DIRECTED,
+    LABELS,
+    U,
+    by_partition,
+    components,
+    directed,
+    round_bound,
+    star_labels,
+    star_round,
+)
 from processing.dedup import (
     band_keys,
     chain_edges,
@@ -216,15 +226,14 @@ def cc_local_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     root, platform = layout.root, task["platform"]
     edges = root.read_parquet(f"{WORK}/{platform}/edges", schema=EDGE_SCHEMA)
     labels, rounds = components(edges)
-    root.write_parquet(_cc(platform, "labels", "0000", "all.parquet"), labels)
-    return {**cluster_step({**task, "part": 0}, cfg, layout), "cc": {platform: {"rounds": rounds}}}
+    return {**_choose_kept(labels, platform, 0, cfg, layout), "cc": {platform: {"rounds": rounds}}}
 
 
 def cc_split_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     """Round 0's input from one edge file: both directions of each edge, by the partition of the first node."""
     root, platform = layout.root, task["platform"]
     edges = root.read_parquet(task["file"], schema=EDGE_SCHEMA)
-    for q, part in by_partition(directed(edges), "u", cfg.num_partitions).items():
+    for q, part in by_partition(directed(edges), U, cfg.num_partitions).items():
         root.write_parquet(_cc(platform, "r00", f"{q:04d}", f"{task['name']}.parquet"), part)
     return {"cc": {platform: {"edges": edges.num_rows}}}
 
@@ -235,7 +244,7 @@ def cc_round_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     root, platform, k, q = layout.root, task["platform"], task["round"], task["part"]
     edges = root.read_parquet(_cc(platform, f"r{k:02d}", f"{q:04d}"), schema=DIRECTED)
     out, unsettled = star_round(edges, large=k % 2 == 0)
-    for q2, part in by_partition(directed(out), "u", cfg.num_partitions).items():
+    for q2, part in by_partition(directed(out), U, cfg.num_partitions).items():
         root.write_parquet(_cc(platform, f"r{k + 1:02d}", f"{q2:04d}", f"from-{q:04d}.parquet"), part)
     return {"cc": {platform: {"unsettled": unsettled}}}
 
@@ -250,11 +259,15 @@ def cc_labels_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
 
 
 def cluster_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
-    """The clusters whose root is in one partition: pick each cluster's kept copy and mark the others."""
+    """The clusters whose root is in one partition (their labels from `cc_labels_step`)."""
+    labels = layout.root.read_parquet(_cc(task["platform"], "labels", f"{task['part']:04d}"), schema=LABELS)
+    return _choose_kept(labels, task["platform"], task["part"], cfg, layout)
+
+
+def _choose_kept(labels: pa.Table, platform: str, part: int, cfg: DedupConfig, layout: RunLayout) -> dict:
+    """Pick each cluster's kept copy and mark the others; write them as clusters/<part>.parquet."""
     root = layout.root
-    platform, part = task["platform"], task["part"]
     out_rel = f"{WORK}/{platform}/clusters/{part:04d}.parquet"
-    labels = root.read_parquet(_cc(platform, "labels", f"{part:04d}"), schema=LABELS)
     comp = dict(zip(labels["member"].to_pylist(), labels["root"].to_pylist()))
     if not comp:
         root.write_parquet(out_rel, S.CLUSTER_SCHEMA.empty_table())
@@ -375,5 +388,8 @@ def _partitioned_rounds(platforms: list[str], cfg: DedupConfig, layout: RunLayou
 def load_clusters(root: RunRoot, platform: str, filters: pc.Expression | None = None) -> pa.Table:
     """The events of the platform's duplicate clusters (kept copies with reason null; those `filters`
     keeps, read row group by row group), by event id."""
-    clusters = root.read_parquet(f"{WORK}/{platform}/clusters", schema=S.CLUSTER_SCHEMA, filters=filters)
+    rel = f"{WORK}/{platform}/clusters"
+    if not root.exists(rel) and root.exists(f"{rel}.parquet"):  # a run root from before the partitioned clusters
+        rel += ".parquet"
+    clusters = root.read_parquet(rel, schema=S.CLUSTER_SCHEMA, filters=filters)
     return clusters.sort_by([(S.EVENT_ID, "ascending")])

@@ -30,7 +30,7 @@ from processing.dedup import (
     verified_edges,
 )
 from processing.components import components, round_bound
-from processing.dedup_stage import dedup_rows, DedupRowWriter
+from processing.dedup_stage import dedup_rows, DedupRowWriter, load_clusters, WORK
 from processing.settings import DedupConfig
 from ray_jobs.config import parse_config
 
@@ -376,3 +376,13 @@ def test_incremental_against_earlier_run(tmp_path):
 def test_normalize_keeps_letters_of_every_script_and_no_empty_words():
     words = normalize(pa.array(["Café naïve — 東京 Привет мир, ok", "Great product.", "...Great product"])).to_pylist()
     assert words == [["café", "naïve", "東京", "привет", "мир", "ok"], ["great", "product"], ["great", "product"]]
+
+
+def test_clusters_of_a_run_root_from_before_the_partitioned_clusters_still_load(tmp_path):
+    """An earlier run (`dedup.previous_runs`) written with one clusters.parquet per platform."""
+    root = RunRoot(str(tmp_path))
+    old = pa.table({S.EVENT_ID: ["b", "a"], S.DUP_CLUSTER: ["a", "a"], S.DUP_CLUSTER_SIZE: pa.array([2, 2], pa.int32()),
+                    S.REASON: ["near_duplicate", None]}, schema=S.CLUSTER_SCHEMA)
+    root.write_parquet(f"{WORK}/amazon/clusters.parquet", old)
+    assert load_clusters(root, "amazon").to_pylist() == old.sort_by([(S.EVENT_ID, "ascending")]).to_pylist()
+    assert load_clusters(root, "reddit").num_rows == 0
