@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,15 +58,54 @@ def ray_cluster():
     ray.shutdown()
 
 
+class HeldUploads:
+    """Holds the S3 server's writes to keys containing a chosen text until released, as a stalled
+    upload would: a test stops a job's progress at a known point without touching the job."""
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.released = threading.Event()
+        self.held = 0
+
+    def hold(self, text: str) -> None:
+        self.text, self.held = text, 0
+        self.released.clear()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wrap(self, app):
+        def held_app(environ, start_response):
+            if (self.text and environ.get("REQUEST_METHOD") in ("PUT", "POST")
+                    and self.text in environ.get("PATH_INFO", "") and not self.released.is_set()):
+                self.held += 1
+                self.released.wait(timeout=900)
+            return app(environ, start_response)
+        return held_app
+
+
 @contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's S3 server on a free port of 127.0.0.1 (started and stopped here), as an endpoint URL."""
+def moto_server(held: HeldUploads | None = None) -> Iterator[str]:
+    """moto's S3 server on a free port of 127.0.0.1 (started and stopped here), as an endpoint URL;
+    with `held`, writes it matches wait for its release."""
     from moto.server import ThreadedMotoServer
+
+    class Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:  # moto 5.2's own, with the app wrapped
+            from moto.moto_server.threaded_moto_server import MotoRequestHandler
+            from moto.server import DomainDispatcherApplication, create_backend_app
+            from werkzeug.serving import make_server
+
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(self._ip_address, self._port, held.wrap(app) if held else app, True,
+                                       request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = Server(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
         yield f"http://127.0.0.1:{port}"
