@@ -7,6 +7,10 @@ Runs, on the same corpus and in one invocation:
                 regex cleaning and a per-text language ID call for each record), on a prefix of
                 the same files: the per-core baseline a user would otherwise run
 and prints events/s per core for each and the ratios. Usage: python bench/curate.py [--events N]
+
+With --memory it instead runs the stage on Ray on N/10 and on N generated events, user buckets, join
+and dedup partitions sized per MB of input so that N/10 already fills 8 of each, and prints each step's
+peak memory per task (run_shards' sampler in the worker that ran it) at both sizes and the ratio.
 """
 from __future__ import annotations
 
@@ -41,24 +45,26 @@ def corpus(n_events: int, workdir: str) -> str:
     return out
 
 
-def config(raw: str, run_root: str, num_cpus: int):
+def config(raw: str, run_root: str, num_cpus: int, per_task_mb: int | None = None):
+    """The bench's curate config; `per_task_mb` sizes buckets and partitions per MB of input (else 8 buckets)."""
     from ray_jobs.config import parse_config
 
-    return parse_config({
-        "run_root": run_root, "salt": "bench", "ray": {"num_cpus": num_cpus},
-        "curate": {"inputs": [{"path": f"{raw}/reddit/*.zst", "format": "reddit_pushshift"},
-                              {"path": f"{raw}/amazon/*.jsonl.gz", "format": "amazon_2023"}],
-                   "num_user_buckets": 8, "amazon": {"require_item_title": False}},
-    })
+    curate = {"inputs": [{"path": f"{raw}/reddit/*.zst", "format": "reddit_pushshift"},
+                         {"path": f"{raw}/amazon/*.jsonl.gz", "format": "amazon_2023"}],
+              "num_user_buckets": 8, "amazon": {"require_item_title": False}}
+    if per_task_mb:
+        curate.update(num_user_buckets="auto", bucket_mb=per_task_mb, join_partitions="auto", join_mb=per_task_mb,
+                      dedup={"num_partitions": "auto", "partition_mb": per_task_mb})
+    return parse_config({"run_root": run_root, "salt": "bench", "ray": {"num_cpus": num_cpus}, "curate": curate})
 
 
-def run_ours(raw: str, run_root: str, use_ray: bool, queue) -> None:
+def run_ours(raw: str, run_root: str, use_ray: bool, queue, per_task_mb: int | None = None) -> None:
     """Child process: one curate run; reports wall time, stats and this process's peak RSS."""
     logging.basicConfig(level=logging.WARNING)
     from processing.curate_stage import run as run_curate
 
     cores = os.cpu_count() or 1
-    cfg = config(raw, run_root, cores)
+    cfg = config(raw, run_root, cores, per_task_mb)
     if use_ray:
         import ray
 
@@ -71,10 +77,10 @@ def run_ours(raw: str, run_root: str, use_ray: bool, queue) -> None:
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
-def child(target, *args) -> dict:
+def child(target, *args, **kwargs) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=target, args=(*args, q))
+    p = ctx.Process(target=target, args=(*args, q), kwargs=kwargs)
     p.start()
     out = q.get()
     p.join()
@@ -117,14 +123,53 @@ def run_peer(raw: str, limit: int, queue) -> None:
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
+STEP_GROUPS = (("curate-dedup-cc-r", "curate-dedup-cc-rounds"), ("curate-decide-kcore-r", "curate-decide-kcore-rounds"),
+               ("curate-decide-kusers-r", "curate-decide-kusers-rounds"))
+
+
+def step_peaks(stats: dict) -> dict[str, float]:
+    """Peak RSS per task of each step (the rounds of a step family together)."""
+    out: dict[str, float] = {}
+    for step, peaks in stats.get("peak_rss_mb", {}).items():
+        name = next((group for prefix, group in STEP_GROUPS if step.startswith(prefix)), step)
+        out[name] = max(out.get(name, 0.0), max(peaks))
+    return out
+
+
+def memory(args) -> None:
+    """Each step's peak memory per task at N/10 and N events, on Ray, sizes per MB of input."""
+    sizes = [args.events // 10, args.events]
+    raws = [corpus(n, args.workdir) for n in sizes]
+    small_mb = sum(os.path.getsize(f) for f in glob.glob(f"{raws[0]}/*/*")) / 2**20
+    per_task_mb = max(1, int(small_mb / 8))
+    runs = []
+    for n, raw in zip(sizes, raws):
+        log.info("ours on Ray, %d events, buckets and partitions of %d MB of input ...", n, per_task_mb)
+        runs.append(child(run_ours, raw, os.path.join(args.workdir, f"run-mem-{n}"), True, per_task_mb=per_task_mb))
+    peaks = [step_peaks(r["stats"]) for r in runs]
+    print(f"\nper-task peak RSS (MB) by step, {per_task_mb} MB of input per bucket / partition; wall "
+          + ", ".join(f"{r['wall']:.0f} s @{n:,}" for r, n in zip(runs, sizes)))
+    print(f"{'step':<30} {f'@{sizes[0]:,}':>12} {f'@{sizes[1]:,}':>12} {'ratio':>7}")
+    worst = 0.0
+    for step in peaks[1]:
+        a, b = peaks[0].get(step, float("nan")), peaks[1][step]
+        worst = max(worst, b / a) if a == a else worst
+        print(f"{step:<30} {a:>12.0f} {b:>12.0f} {b / a:>7.2f}")
+    print(f"{'PASS' if worst <= 1.2 else 'MISS'} every step within 1.2x: worst {worst:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "humanllm-bench"))
     ap.add_argument("--peer-events", type=int, default=40_000)
     ap.add_argument("--skip-ray", action="store_true")
+    ap.add_argument("--memory", action="store_true", help="per-step peak memory per task at N/10 and N events")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.memory:
+        memory(args)
+        return
     from core.shards import funnel_table
 
     raw = corpus(args.events, args.workdir)

@@ -152,10 +152,11 @@ def run_shards(root: RunRoot, name: str, tasks: Iterable[dict], fn: Callable[[di
         markers.mark(task["shard"], stats)
         return stats
 
-    if pending:
-        with progress(len(pending), f"{name}{' (Ray Data)' if use_ray and len(pending) > 1 else ''}",
-                      unit="shards") as bar:
-            if use_ray and len(pending) > 1:
+    if len(pending) == 1:  # one task: no bar (its seconds are in the step's stats)
+        run_and_mark(pending[0])
+    elif pending:
+        with progress(len(pending), f"{name}{' (Ray Data)' if use_ray else ''}", unit="shards") as bar:
+            if use_ray:
                 _ray_map(pending, run_and_mark, concurrency, ray_remote_args, bar.update)
             else:
                 for task in pending:

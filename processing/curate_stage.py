@@ -15,7 +15,8 @@ from core.storage import expand_glob, file_size, RunRoot
 from processing.curate import curate_file, shard_id
 from processing.dedup import s_curve_text
 from processing.dedup_stage import cluster_steps, dedup_tasks, exact_step, index_params, near_step
-from processing.timelines import decide, timeline
+from processing.decide import decide_steps
+from processing.timelines import timeline
 
 if TYPE_CHECKING:  # the composed config imports every stage's settings
     from ray_jobs.config import PipelineConfig
@@ -27,20 +28,25 @@ STAGE = "curate"
 def resolve_sizes(cfg: PipelineConfig, tasks: list[dict]) -> PipelineConfig:
     """Replace `auto` bucket and partition counts by numbers sized to the input (compressed bytes)."""
     cur = cfg.curate
-    if "auto" not in (cur.num_user_buckets, cur.dedup.num_partitions):
+    if "auto" not in (cur.num_user_buckets, cur.join_partitions, cur.dedup.num_partitions):
         return cfg
     total_mb = sum(file_size(t["uri"], cfg.storage) for t in tasks) / 2**20
     buckets = cur.num_user_buckets
     if buckets == "auto":
         buckets = max(1, min(4096, math.ceil(total_mb / cur.bucket_mb)))
+    joins = cur.join_partitions
+    if joins == "auto":
+        joins = max(1, min(4096, math.ceil(total_mb / cur.join_mb)))
     parts = cur.dedup.num_partitions
     if parts == "auto":
         prev = cur.dedup.previous_runs
         parts = (RunRoot(prev[0], cfg.storage).read_json(RunLayout.dedup_params())["num_partitions"] if prev
                  else max(1, min(65536, math.ceil(total_mb / cur.dedup.partition_mb))))
-    log.info("curate: %.0f MB of input -> %d user buckets, %d dedup partitions", total_mb, buckets, parts)
+    log.info("curate: %.0f MB of input -> %d user buckets, %d join partitions, %d dedup partitions", total_mb,
+             buckets, joins, parts)
     dedup = cur.dedup.model_copy(update={"num_partitions": parts})
-    return cfg.model_copy(update={"curate": cur.model_copy(update={"num_user_buckets": buckets, "dedup": dedup})})
+    return cfg.model_copy(update={"curate": cur.model_copy(update={"num_user_buckets": buckets, "join_partitions": joins,
+                                                                   "dedup": dedup})})
 
 
 def plan_inputs(cfg: PipelineConfig) -> list[dict]:
@@ -134,19 +140,18 @@ def run(cfg: PipelineConfig, layout: RunLayout | None = None, *, use_ray: bool =
             seconds = stats["steps"].setdefault(table_step, {"rows": 0, "bytes": 0, "seconds": 0.0})
             seconds["seconds"] += sum(s["seconds"][name] for s in step_stats.values())
 
-    decide_stats = timed("curate-decide", [{**base, "shard": p, "platform": p} for p in platforms],
-                         functools.partial(decide, cfg=cfg.curate, layout=layout))
+    decide_stats = decide_steps(platforms, cfg.curate, layout, base, cfg.curate.join_partitions, timed)
     timeline_tasks = [{**base, "shard": f"{p}-{b:04d}", "platform": p, "bucket": b}
                       for p in platforms for b in range(cfg.curate.num_user_buckets)]
     timeline_stats = timed("curate-timeline", timeline_tasks, functools.partial(timeline, cfg=cfg.curate, layout=layout))
-    for part in (decide_stats, timeline_stats):
+    for part in [*decide_stats.values(), timeline_stats]:
         for shard in sorted(part):
             merge_stats(stats, part[shard])
     for p in platforms:
         stats["platforms"][p].setdefault("kept", 0)
         stats["platforms"][p].setdefault("users", 0)
-    stats["steps"]["decide"] = {"rows": 0, "bytes": 0,
-                                "seconds": sum(s["seconds"]["curate-decide"] for s in decide_stats.values())}
+    stats["steps"]["decide"] = {"rows": 0, "bytes": 0, "seconds": sum(s["seconds"][name] for name, step in
+                                                                      decide_stats.items() for s in step.values())}
     stats["steps"]["timeline"]["seconds"] = sum(s["seconds"]["curate-timeline"] for s in timeline_stats.values())
     stats.pop("seconds", None)
     stats["peak_rss_mb"] = {k: [max(v)] for k, v in stats.get("peak_rss_mb", {}).items()}

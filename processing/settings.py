@@ -88,7 +88,8 @@ class AmazonRules(Model):
     min_words: int = 6  # "reviews of 5 words or fewer" are dropped
     require_item_title: bool = True  # drop reviews of items without a metadata title
     dedupe_user_item: bool = True
-    top_item_fraction: float = Field(0.5, gt=0.0, le=1.0)  # keep items in the top half by frequency
+    # keep items in the top half by frequency: every item at least as frequent as the item at that rank
+    top_item_fraction: float = Field(0.5, gt=0.0, le=1.0)
     user_k: int = 8
     item_k: int = 3
     min_history: int = 8
@@ -179,6 +180,10 @@ class CurateConfig(Model):
     inputs: tuple[InputSpec, ...] = ()
     num_user_buckets: int | Literal["auto"] = "auto"  # "auto": one bucket per bucket_mb of input
     bucket_mb: int = Field(256, ge=1)
+    # partitions of the decide step's joins (Reddit comments to submissions, Amazon reviews by item and
+    # by user); "auto": one per join_mb of input
+    join_partitions: int | Literal["auto"] = "auto"
+    join_mb: int = Field(1024, ge=1)
     batch_rows: int = Field(20_000, ge=100)  # rows per processing batch and per output part
     max_record_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     cleaning: CleaningConfig = CleaningConfig()
@@ -194,4 +199,6 @@ class CurateConfig(Model):
     def _buckets(self) -> "CurateConfig":
         if isinstance(self.num_user_buckets, int) and not 1 <= self.num_user_buckets <= 4096:
             raise ValueError(f"num_user_buckets must be 1..4096 or auto, got {self.num_user_buckets}")
+        if isinstance(self.join_partitions, int) and not 1 <= self.join_partitions <= 4096:
+            raise ValueError(f"join_partitions must be 1..4096 or auto, got {self.join_partitions}")
         return self

@@ -119,8 +119,8 @@ def synthetic_corpus(tmp_path_factory) -> Path:
 def _kill_config(corpus: Path) -> dict:
     inputs = [{"path": str(corpus / "**" / "*.zst"), "format": "reddit_pushshift"},
               {"path": str(corpus / "**" / "*.jsonl.gz"), "format": "amazon_2023"}]
-    return {"salt": "kill", "curate": {"inputs": inputs, "num_user_buckets": 4, "batch_rows": 2000,
-                                       "amazon": {"require_item_title": False}}}
+    return {"salt": "kill", "curate": {"inputs": inputs, "num_user_buckets": 4, "join_partitions": 3,
+                                       "batch_rows": 2000, "amazon": {"require_item_title": False}}}
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def clean_curate(synthetic_corpus, tmp_path_factory) -> tuple[dict, dict]:
     return read_outputs(clean), stats
 
 
-@pytest.mark.parametrize("step, count", [("curate-read", 2), ("curate-dedup-near", 3)])
+@pytest.mark.parametrize("step, count", [("curate-read", 2), ("curate-dedup-near", 3), ("curate-decide-kcore-r01", 2)])
 def test_kill_and_rerun_gives_identical_output(ray_cluster, synthetic_corpus, clean_curate, tmp_path, step, count):
     base = _kill_config(synthetic_corpus)
     killed = str(tmp_path / "killed")
