@@ -20,7 +20,7 @@ from core.config import StorageConfig
 from core.layout import RunLayout
 from core.storage import file_size, ParquetShardWriter, RunRoot
 from processing.cleaning import clean_column, CleaningOptions
-from processing.dedup_stage import dedup_rows, DedupRowWriter
+from processing.dedup_stage import dedup_rows, DedupRowWriter, member_rows, MEMBER_SCHEMA, members_path
 from processing.langid import identify
 from processing.quality import score_events
 from processing.readers import detect_format, read_file, READERS, UnknownFormat
@@ -297,7 +297,10 @@ class _BatchAccumulator:
                                        self.pstats.setdefault("pii", {}))
         if cfg.dedup.exact or cfg.dedup.near:
             with timer.step("dedup_signatures", kept.num_rows):
-                self.writers.dedup.write(dedup_rows(kept, cfg.dedup))
+                rows = dedup_rows(kept, cfg.dedup)
+                self.writers.dedup.write(rows)
+                for part, members in member_rows(kept, rows, cfg.dedup.num_partitions).items():
+                    self.writers.write(members_path(self.platform, part, self.writers.shard), MEMBER_SCHEMA, members)
         with timer.step("write", kept.num_rows):
             buckets = user_bucket(kept[S.USER_ID], self.n_buckets)
             kept = kept.append_column(S.USER_BUCKET, buckets)

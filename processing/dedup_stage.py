@@ -7,6 +7,9 @@ Layout under the run root, per platform (scope corpus = within a platform; scope
                                                   fixed-size binary). Written by step 1 (read).
                                                   It is also the index a later run deduplicates against.
   _work/curate/dedup/<platform>/...               exact edges and secondaries, near edges per pass
+  _work/curate/dedup/<platform>/members/p=NNNN/<shard>.parquet  every event's quality, time and exact key,
+                                                  by the hash partition of its id (step 1), for the
+                                                  kept-copy choice
   _work/curate/dedup/<platform>/cc/r<k>/<q>/...    round k's directed edges, by the partition q of their first node
   _work/curate/dedup/<platform>/cc/labels/<r>/... member -> component root, by the partition r of the root
   _work/curate/dedup/<platform>/clusters/<r>.parquet  every event in a duplicate cluster: cluster id, size, reason
@@ -22,7 +25,9 @@ Steps (each a list of shards with completion markers):
           task per (platform, partition) (`processing.components`: large-star / small-star until the
           graph is a forest of stars), then one task per (platform, root partition) picks each
           cluster's kept copy: the earlier run's event, else highest quality, earliest, smallest id.
-          No task holds more than its partition's edges (or its largest cluster's)
+          No task holds more than its partition's edges (or its largest cluster's); a member's quality,
+          time and exact key join its label in the member's partition, so no task reads a platform's
+          events or index
 """
 from __future__ import annotations
 
@@ -68,6 +73,9 @@ EDGE_SCHEMA = pa.schema([pa.field("a", pa.string()), pa.field("b", pa.string())]
 PARAM_KEYS = ("scope", "num_perm", "bands", "rows", "shingle_size", "short_texts", "char_ngram", "seed",
               "num_partitions", "verify", "signature_bits")
 SIG = "sig"  # the b-bit signature column of the band rows (with verify)
+MEMBER_SCHEMA = pa.schema([pa.field(S.EVENT_ID, pa.string()), pa.field(S.QUALITY, pa.float32()),
+                           pa.field(S.TS, S.TS_TYPE), pa.field(S.KEY, pa.uint64())])
+LABEL_INFO = pa.schema([*LABELS, *MEMBER_SCHEMA.remove(0)])  # member -> root, with the member's MEMBER_SCHEMA
 
 
 NORMALIZATION_VERSION = 2  # bump when `dedup.normalize` changes: older indexes then no longer match
@@ -123,6 +131,34 @@ def dedup_rows(events: pa.Table, cfg: DedupConfig) -> pa.Table:
     if verify:
         out[SIG] = pa.concat_arrays([c[3] for c in cols]) if cols else pa.array([], schema.field(SIG).type)
     return pa.table(out)
+
+
+def members_path(platform: str, part: int, shard: str | None = None) -> str:
+    """Where step 1 writes its events' MEMBER_SCHEMA rows of one hash partition (a folder without `shard`)."""
+    return f"{WORK}/{platform}/members/p={part:04d}" + (f"/{shard}.parquet" if shard else "")
+
+
+def member_rows(events: pa.Table, rows: pa.Table, n: int) -> dict[int, pa.Table]:
+    """Each event's quality, time and exact key (from its `dedup_rows` rows; null without one), split by
+    the hash partition of its id over `n`, as the components' rounds partition their nodes."""
+    exact = rows.filter(pc.equal(rows[S.BAND], -1))
+    keys = pc.take(exact[S.KEY], pc.index_in(events[S.EVENT_ID], exact[S.EVENT_ID]))
+    table = pa.table({S.EVENT_ID: events[S.EVENT_ID], S.QUALITY: events[S.QUALITY], S.TS: events[S.TS], S.KEY: keys},
+                     schema=MEMBER_SCHEMA)
+    return by_partition(table, S.EVENT_ID, n)
+
+
+def _with_member_info(root: RunRoot, labels: pa.Table, platform: str, part: int) -> pa.Table:
+    """Labels of the members in hash partition `part`, with each member's MEMBER_SCHEMA columns (null for
+    an earlier run's members)."""
+    rel = members_path(platform, part)
+    if labels.num_rows and not root.exists(rel):
+        raise FileNotFoundError(f"dedup: {root.uri_of(rel)} is missing: this run's step 1 (curate-read) was written "
+                                "by an older version; rerun the curate stage with --restart")
+    info = root.read_parquet(rel, schema=MEMBER_SCHEMA)
+    at = pc.index_in(labels["member"], info[S.EVENT_ID])
+    return pa.table([labels["member"], labels["root"], *(pc.take(info[c], at) for c in MEMBER_SCHEMA.names[1:])],
+                    schema=LABEL_INFO)
 
 
 class DedupRowWriter:
@@ -226,6 +262,7 @@ def cc_local_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     root, platform = layout.root, task["platform"]
     edges = root.read_parquet(f"{WORK}/{platform}/edges", schema=EDGE_SCHEMA)
     labels, rounds = components(edges)
+    labels = _with_member_info(root, labels, platform, 0)
     return {**_choose_kept(labels, platform, 0, cfg, layout), "cc": {platform: {"rounds": rounds}}}
 
 
@@ -250,9 +287,11 @@ def cc_round_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
 
 
 def cc_labels_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
-    """Member -> root for one partition of the final round's forest of stars, by the root's partition."""
+    """Member -> root for one partition of the final round's forest of stars (with the members' quality,
+    time and exact key, from the same partition of step 1's member rows), by the root's partition."""
     root, platform, k, q = layout.root, task["platform"], task["round"], task["part"]
     labels = star_labels(root.read_parquet(_cc(platform, f"r{k:02d}", f"{q:04d}"), schema=DIRECTED))
+    labels = _with_member_info(root, labels, platform, q)
     for r, part in by_partition(labels, "root", cfg.num_partitions).items():
         root.write_parquet(_cc(platform, "labels", f"{r:04d}", f"from-{q:04d}.parquet"), part)
     return {}
@@ -260,7 +299,7 @@ def cc_labels_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
 
 def cluster_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     """The clusters whose root is in one partition (their labels from `cc_labels_step`)."""
-    labels = layout.root.read_parquet(_cc(task["platform"], "labels", f"{task['part']:04d}"), schema=LABELS)
+    labels = layout.root.read_parquet(_cc(task["platform"], "labels", f"{task['part']:04d}"), schema=LABEL_INFO)
     return _choose_kept(labels, task["platform"], task["part"], cfg, layout)
 
 
@@ -273,19 +312,15 @@ def _choose_kept(labels: pa.Table, platform: str, part: int, cfg: DedupConfig, l
         root.write_parquet(out_rel, S.CLUSTER_SCHEMA.empty_table())
         return {"dedup": {platform: {"clusters": 0}}}
     members = list(comp)
-    new_ids = [m for m in members if not m.startswith("\x00")]
-    keys = root.read_parquet(RunLayout.curate_work("stage1", platform), columns=[S.EVENT_ID, S.QUALITY, S.TS],
-                             filters=pc.field(S.EVENT_ID).isin(new_ids), schema=S.EVENT_SCHEMA)
-    info = {e: (q, t) for e, q, t in zip(keys[S.EVENT_ID].to_pylist(), keys[S.QUALITY].to_pylist(),
-                                        pc.cast(keys[S.TS], pa.int64()).to_pylist())}
-    exact = {}
-    for i, r in enumerate((root.uri, *cfg.previous_runs)):
-        wanted = pa.array([m.lstrip("\x00") for m in members if m.startswith("\x00") == (i > 0)], pa.string())
-        # filtered as the row groups are read: the task never holds the platform's every exact key
+    ids = labels["member"].to_pylist()
+    info = dict(zip(ids, zip(labels[S.QUALITY].to_pylist(), pc.cast(labels[S.TS], pa.int64()).to_pylist())))
+    exact = {m: k for m, k in zip(ids, labels[S.KEY].to_pylist()) if k is not None}
+    old = pa.array([m[1:] for m in members if m.startswith("\x00")], pa.string())
+    for r in cfg.previous_runs if len(old) else ():  # an earlier run's members: their exact keys from its index
         rows = layout.at(r).read_parquet(RunLayout.dedup_index(platform), schema=row_schema(cfg),
-                                         filters=(pc.field(S.BAND) == -1) & pc.field(S.EVENT_ID).isin(wanted),
+                                         filters=(pc.field(S.BAND) == -1) & pc.field(S.EVENT_ID).isin(old),
                                          columns=[S.KEY, S.EVENT_ID])
-        exact.update({("\x00" if i else "") + e: k for e, k in zip(rows[S.EVENT_ID].to_pylist(), rows[S.KEY].to_pylist())})
+        exact.update({"\x00" + e: k for e, k in zip(rows[S.EVENT_ID].to_pylist(), rows[S.KEY].to_pylist())})
     by_root: dict[str, list[str]] = {}
     for m, r in comp.items():
         by_root.setdefault(r, []).append(m)
