@@ -46,7 +46,11 @@ def directed(edges: pa.Table, a: str = "a", b: str = "b") -> pa.Table:
 
 def by_partition(table: pa.Table, column: str, n: int) -> dict[int, pa.Table]:
     """Rows split by the partition of `column` (directed edges: of their first node); non-empty parts only."""
-    parts = partition_of(table[column], n)
+    return split_by(table, partition_of(table[column], n))
+
+
+def split_by(table: pa.Table, parts: np.ndarray) -> dict[int, pa.Table]:
+    """Rows split by their partition in `parts` (one per row; row order kept); non-empty parts only."""
     order = np.argsort(parts, kind="stable")
     sorted_parts = parts[order]
     bounds = np.flatnonzero(np.diff(sorted_parts)) + 1

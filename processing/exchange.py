@@ -12,19 +12,14 @@ import numpy as np
 import pyarrow as pa
 
 from core.storage import RunRoot
-from processing.components import partition_of
+from processing.components import partition_of, split_by
 
 
 def write(root: RunRoot, base: str, table: pa.Table, parts: np.ndarray, source: str) -> None:
     """Write the rows of `table` to the partitions `parts` gives (one per row); empty partitions
     get no file."""
-    if table.num_rows == 0:
-        return
-    order = np.argsort(parts, kind="stable")
-    sorted_parts = parts[order]
-    bounds = np.flatnonzero(np.diff(sorted_parts)) + 1
-    for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(order)]])):
-        root.write_parquet(f"{base}/p={int(sorted_parts[lo]):04d}/{source}.parquet", table.take(pa.array(order[lo:hi])))
+    for part, rows in split_by(table, parts).items():
+        root.write_parquet(f"{base}/p={part:04d}/{source}.parquet", rows)
 
 
 def write_hashed(root: RunRoot, base: str, table: pa.Table, key: str, n: int, source: str) -> None:
