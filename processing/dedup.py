@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,7 +19,6 @@ from processing.settings import DedupConfig
 
 MAX_HASH = np.uint64((1 << 32) - 1)
 SHINGLE_MULT = np.uint64(0x9E3779B1)  # odd 32-bit multiplier of the rolling shingle hash
-CHUNK_SHINGLES = 32_768  # shingles per kernel chunk: bounds the (shingles x num_perm) matrix
 
 
 def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -128,31 +128,28 @@ def fmix32(h: np.ndarray) -> np.ndarray:
 def signatures(words: pa.Array, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     """MinHash signatures (n_texts x num_perm, uint32) and a mask of the texts that have one.
 
-    datasketch's affine32 scheme vectorised over all shingles of a batch: h' = fmix32(h), then for
-    each permutation (a, b): a*h' + b mod 2^32, minimum per text. Equal to datasketch.MinHash fed
-    the same shingle hashes (a test checks it).
+    datasketch's affine32 scheme over all shingles of a batch: h' = fmix32(h), then for each
+    permutation (a, b): a*h' + b mod 2^32, minimum per text (a compiled loop). Equal to
+    datasketch.MinHash fed the same shingle hashes (a test checks it).
     """
     hv, offsets = shingle_hashes(words, cfg)
     a, b = permutations(cfg)
-    hv = fmix32(hv)
-    n_texts = len(words)
-    counts = np.diff(offsets)
-    has = counts > 0
-    sig = np.full((n_texts, cfg.num_perm), np.iinfo(np.uint32).max, np.uint32)
-    text_idx = np.flatnonzero(has)
-    i = 0
-    while i < len(text_idx):  # whole texts in chunks of about CHUNK_SHINGLES shingles
-        j, total = i, 0
-        while j < len(text_idx) and (total == 0 or total + counts[text_idx[j]] <= CHUNK_SHINGLES):
-            total += counts[text_idx[j]]
-            j += 1
-        lo, hi = offsets[text_idx[i]], offsets[text_idx[j - 1] + 1]
-        with np.errstate(over="ignore"):  # (num_perm x shingles): reduceat runs along contiguous rows
-            phv = a[:, None] * hv[None, lo:hi]
-            phv += b[:, None]
-        sig[text_idx[i:j]] = np.minimum.reduceat(phv, offsets[text_idx[i:j]] - lo, axis=1).T
-        i = j
-    return sig, has
+    sig = np.full((len(words), cfg.num_perm), np.iinfo(np.uint32).max, np.uint32)
+    _min_hashes(fmix32(hv), offsets, a, b, sig)
+    return sig, np.diff(offsets) > 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _min_hashes(hv: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray, sig: np.ndarray) -> None:
+    """sig[t, p] = min over text t's shingles h of (a[p] * h + b[p]) mod 2^32 (rows start at the maximum)."""
+    for t in range(len(offsets) - 1):
+        row = sig[t]
+        for s in range(offsets[t], offsets[t + 1]):
+            h = hv[s]
+            for p in range(len(a)):
+                v = np.uint32(a[p] * h + b[p])
+                if v < row[p]:
+                    row[p] = v
 
 
 def band_keys(sig: np.ndarray, cfg: DedupConfig, salt: np.ndarray) -> np.ndarray:
@@ -203,21 +200,65 @@ def unpack_signatures(arr: pa.Array | pa.ChunkedArray, num_perm: int, bits: int)
 def estimated_jaccard(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
     """Jaccard estimates of row pairs of b-bit signatures: the share of equal values, less the chance
     2^-bits that two unequal values agree (Li and Koenig's b-bit MinHash estimator)."""
-    share = np.count_nonzero(a == b, axis=1) / a.shape[1]
+    return _corrected(np.count_nonzero(a == b, axis=1) / a.shape[1], bits)
+
+
+def _corrected(share: np.ndarray, bits: int) -> np.ndarray:
     c = 2.0 ** -bits
     return (share - c) / (1.0 - c)
 
 
-def verified_edges(groups: pa.Array | np.ndarray, members: pa.Array, sigs: np.ndarray, threshold: float, bits: int,
-                   cap: int) -> tuple[pa.Table, dict]:
+def min_equal_values(threshold: float, num_perm: int, bits: int) -> int:
+    """The fewest equal signature values whose `estimated_jaccard` reaches `threshold` (num_perm + 1: none)."""
+    ok = np.flatnonzero(_corrected(np.arange(num_perm + 1) / num_perm, bits) >= threshold - 1e-12)
+    return int(ok[0]) if len(ok) else num_perm + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _link_to_heads(starts: np.ndarray, ends: np.ndarray, rows: np.ndarray, sigs: np.ndarray,
+                   min_equal: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Within each group [starts[g], ends[g]): the first unsettled member is the head; every later
+    unsettled member with at least `min_equal` signature values equal to the head's is linked to it and
+    settled. Returns (head positions, member positions, pairs compared)."""
+    n = len(rows)
+    heads, others = np.empty(n, np.int64), np.empty(n, np.int64)
+    settled = np.zeros(n, np.bool_)
+    k, compared, width = 0, 0, sigs.shape[1]
+    for g in range(len(starts)):
+        for i in range(starts[g], ends[g]):
+            if settled[i]:
+                continue
+            settled[i] = True
+            a = sigs[rows[i]]
+            for j in range(i + 1, ends[g]):
+                if settled[j]:
+                    continue
+                b = sigs[rows[j]]
+                equal = 0
+                for x in range(width):
+                    equal += a[x] == b[x]
+                compared += 1
+                if equal >= min_equal:
+                    heads[k], others[k] = i, j
+                    settled[j] = True
+                    k += 1
+    return heads[:k], others[:k], compared
+
+
+def verified_edges(groups: pa.Array | np.ndarray, members: pa.Array, sigs: pa.Array | pa.ChunkedArray, threshold: float,
+                   bits: int, cap: int, skip: np.ndarray | None = None) -> tuple[pa.Table, dict]:
     """Link the members of each group (LSH bucket) whose estimated Jaccard reaches `threshold`.
 
-    Members are sorted by id within a group (the first `cap` count, as in `chain_edges`). Rounds,
-    each vectorised over every group at once: the first unsettled member of a group is its head,
-    every other unsettled member is compared with the head, and those at or above the threshold are
-    linked to it (edge head -> member) and settled; the head is settled; members that failed wait for
-    the next round's head. So a false candidate in a bucket never links anyone, and true duplicates
-    that share a bucket with it still link to each other. Returns (edges a < b, counts: candidate
+    `sigs` are the rows' packed b-bit signatures (`pack_signatures`); only those of rows in groups of
+    two or more members are unpacked. Rows flagged in `skip` take no part (neither link nor count).
+
+    Members are sorted by id within a group (the first `cap` count, as in `chain_edges`). In each
+    group, the first unsettled member is the head, every other unsettled member is compared with it
+    (its count of equal signature values against the fewest that reach the threshold), and those at
+    or above the threshold are linked to it (edge head -> member) and settled; the head is settled;
+    members that failed wait for the next head. So a false candidate in a bucket never links anyone,
+    and true duplicates that share a bucket with it still link to each other. The pairs are compared
+    in a compiled loop (numba): a bucket of k unrelated members costs k(k-1)/2 comparisons. Returns (edges a < b, counts: candidate
     pairs compared, pairs linked, members skipped over the cap).
     """
     empty = pa.table({"a": pa.array([], pa.string()), "b": pa.array([], pa.string())})
@@ -227,19 +268,21 @@ def verified_edges(groups: pa.Array | np.ndarray, members: pa.Array, sigs: np.nd
     g_in = groups.to_numpy(zero_copy_only=False) if isinstance(groups, (pa.Array, pa.ChunkedArray)) else groups
     # Only rows of groups with two or more members can link: sort the (few) others out on the key alone
     # before the sort on (key, member id).
-    by_key = np.argsort(g_in, kind="stable")
+    by_key = np.argsort(g_in, kind="stable") if skip is None else np.flatnonzero(~skip)[
+        np.argsort(g_in[~skip], kind="stable")]
     dup = g_in[by_key][1:] == g_in[by_key][:-1]
-    multi = np.zeros(len(g_in), bool)
+    multi = np.zeros(len(by_key), bool)
     multi[1:] |= dup
     multi[:-1] |= dup
     sel = by_key[multi]
-    t = pa.table({"g": g_in[sel], "m": members.take(pa.array(sel, pa.int64())), "i": sel}).sort_by(
-        [("g", "ascending"), ("m", "ascending")])
-    if t.num_rows == 0:
+    if len(sel) == 0:
         return empty, counts
+    t = pa.table({"g": g_in[sel], "m": members.take(pa.array(sel, pa.int64())), "i": np.arange(len(sel))}).sort_by(
+        [("g", "ascending"), ("m", "ascending")])
+    values = unpack_signatures(sigs.take(pa.array(sel, pa.int64())), sigs.type.byte_width * 8 // bits, bits)
     g = t["g"].to_numpy()
     m = t["m"].combine_chunks()
-    perm = t["i"].to_numpy()  # sorted position -> row of sigs (no sorted copy of the signatures)
+    perm = t["i"].to_numpy()  # sorted position -> row of values (no sorted copy of the signatures)
     same = np.concatenate([[False], g[1:] == g[:-1]])
     gid = np.cumsum(~same) - 1
     run_start = np.flatnonzero(~same)
@@ -248,24 +291,14 @@ def verified_edges(groups: pa.Array | np.ndarray, members: pa.Array, sigs: np.nd
     active = pos < cap
     sizes = np.bincount(gid[active], minlength=len(run_start))
     active &= sizes[gid] >= 2
-    heads_out, others_out = [], []
-    idx = np.flatnonzero(active)  # the unsettled rows, in sorted order; each round touches only these
-    while len(idx):
-        gi = gid[idx]
-        first = np.concatenate([[True], gi[1:] != gi[:-1]])
-        head = idx[first][np.cumsum(first) - 1]
-        other, head = idx[~first], head[~first]
-        ok = estimated_jaccard(sigs[perm[head]], sigs[perm[other]], bits) >= threshold - 1e-12
-        counts["candidate_pairs"] += len(other)
-        heads_out.append(head[ok])
-        others_out.append(other[ok])
-        idx = other[~ok]  # heads and linked members are settled; a group with one unsettled member is done
-        go = gid[idx]
-        starts = np.flatnonzero(np.concatenate([[True], go[1:] != go[:-1]])) if len(idx) else np.zeros(0, np.int64)
-        left = np.diff(np.append(starts, len(idx)))
-        idx = idx[np.repeat(left >= 2, left)]
-    h, o = np.concatenate(heads_out or [np.zeros(0, np.int64)]), np.concatenate(others_out or [np.zeros(0, np.int64)])
-    counts["verified_pairs"] = len(h)
+    rows = np.flatnonzero(active)  # the members that can link, grouped by bucket, in sorted order
+    bounds = np.flatnonzero(np.diff(gid[rows])) + 1 if len(rows) else np.zeros(0, np.int64)
+    starts = np.concatenate([[0], bounds]).astype(np.int64)
+    ends = np.concatenate([bounds, [len(rows)]]).astype(np.int64)
+    min_equal = min_equal_values(threshold, values.shape[1], bits)
+    h, o, compared = _link_to_heads(starts, ends, perm[rows].astype(np.int64), values, min_equal)
+    h, o = rows[h], rows[o]
+    counts["candidate_pairs"], counts["verified_pairs"] = int(compared), len(h)
     edges = pa.table({"a": m.take(pa.array(h, pa.int64())), "b": m.take(pa.array(o, pa.int64()))})
     return edges.filter(pc.not_equal(edges["a"], edges["b"])), counts
 
@@ -329,11 +362,3 @@ def optimal_bands_rows(threshold: float, num_perm: int) -> tuple[int, int]:
 
     b, r = _optimal_param(threshold, num_perm, 0.5, 0.5)
     return int(b), int(r)
-
-
-def rank_order(quality: list, ts: list, event_ids: list[str], old: list[bool] | None = None) -> list[int]:
-    """Indices sorted best-first: earlier-run events, then highest quality, earliest time, smallest id."""
-    old = old or [False] * len(event_ids)
-    return sorted(range(len(event_ids)), key=lambda i: (
-        not old[i], -(quality[i] if quality[i] is not None and not math.isnan(quality[i]) else -1.0),
-        ts[i] if ts[i] is not None else 0, event_ids[i]))

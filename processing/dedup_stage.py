@@ -11,8 +11,14 @@ Layout under the run root, per platform (scope corpus = within a platform; scope
                                                   by the hash partition of its id (step 1), for the
                                                   kept-copy choice
   _work/curate/dedup/<platform>/cc/r<k>/<q>/...    round k's directed edges, by the partition q of their first node
-  _work/curate/dedup/<platform>/cc/labels/<r>/... member -> component root, by the partition r of the root
-  _work/curate/dedup/<platform>/clusters/<r>.parquet  every event in a duplicate cluster: cluster id, size, reason
+  _work/curate/dedup/<platform>/cc/members/<q>.parquet  member -> component root, with the member's quality,
+                                                  time and exact key, for the members of partition q
+  _work/curate/dedup/<platform>/cc/partials/<r>/... per root: partition q's best member and count, by the
+                                                  partition r of the root
+  _work/curate/dedup/<platform>/cc/roots/<q>/...  per root: the cluster's kept copy and size, sent to each
+                                                  partition q that holds members of it
+  _work/curate/dedup/<platform>/clusters/<q>.parquet  every event in a duplicate cluster: cluster id, size,
+                                                  reason, by the partition q of the event
 
 Steps (each a list of shards with completion markers):
   exact   one task per partition: rows with equal exact keys are chained (k copies -> k-1 edges)
@@ -23,8 +29,9 @@ Steps (each a list of shards with completion markers):
           without, the bucket is chained; huge buckets capped
   cluster connected components over the edges (only edges travel, never signatures) in rounds of one
           task per (platform, partition) (`processing.components`: large-star / small-star until the
-          graph is a forest of stars), then one task per (platform, root partition) picks each
-          cluster's kept copy: the earlier run's event, else highest quality, earliest, smallest id.
+          graph is a forest of stars), then each cluster's kept copy (the earlier run's event, else
+          highest quality, earliest, smallest id) from partial bests per member partition, combined in
+          the root's partition and sent back (`processing.kept_copy`), so no task gathers a cluster.
           No task holds more than its partition's edges (or its largest cluster's); a member's quality,
           time and exact key join its label in the member's partition, so no task reads a platform's
           events or index
@@ -50,6 +57,7 @@ from processing.components import (
     components,
     directed,
     round_bound,
+    split_by,
     star_labels,
     star_round,
 )
@@ -59,12 +67,11 @@ from processing.dedup import (
     exact_keys,
     normalize,
     pack_signatures,
-    rank_order,
     scope_salt,
     signatures,
-    unpack_signatures,
     verified_edges,
 )
+from processing.kept_copy import OLD, PARTIAL, ROOT_INFO, mark_clusters, partial_bests, root_info
 from processing.settings import DedupConfig
 
 log = logging.getLogger(__name__)
@@ -148,14 +155,25 @@ def member_rows(events: pa.Table, rows: pa.Table, n: int) -> dict[int, pa.Table]
     return by_partition(table, S.EVENT_ID, n)
 
 
-def _with_member_info(root: RunRoot, labels: pa.Table, platform: str, part: int) -> pa.Table:
-    """Labels of the members in hash partition `part`, with each member's MEMBER_SCHEMA columns (null for
-    an earlier run's members)."""
+def _with_member_info(labels: pa.Table, platform: str, part: int, cfg: DedupConfig, layout: RunLayout) -> pa.Table:
+    """Labels of the members in hash partition `part`, with each member's MEMBER_SCHEMA columns (an
+    earlier run's members: only their exact key, from that run's index)."""
+    root = layout.root
     rel = members_path(platform, part)
     if labels.num_rows and not root.exists(rel):
         raise FileNotFoundError(f"dedup: {root.uri_of(rel)} is missing: this run's step 1 (curate-read) was written "
                                 "by an older version; rerun the curate stage with --restart")
     info = root.read_parquet(rel, schema=MEMBER_SCHEMA)
+    old = pc.starts_with(labels["member"], OLD)
+    old_ids = pc.utf8_slice_codeunits(labels["member"].filter(old), 1)
+    for r in cfg.previous_runs if len(old_ids) else ():  # an earlier run's members: their exact keys from its index
+        rows = layout.at(r).read_parquet(RunLayout.dedup_index(platform), schema=row_schema(cfg),
+                                         filters=(pc.field(S.BAND) == -1) & pc.field(S.EVENT_ID).isin(old_ids),
+                                         columns=[S.KEY, S.EVENT_ID])
+        info = pa.concat_tables([info, pa.table({S.EVENT_ID: pc.binary_join_element_wise(OLD, rows[S.EVENT_ID], ""),
+                                                 S.QUALITY: pa.nulls(rows.num_rows, pa.float32()),
+                                                 S.TS: pa.nulls(rows.num_rows, S.TS_TYPE), S.KEY: rows[S.KEY]},
+                                                schema=MEMBER_SCHEMA)])
     at = pc.index_in(labels["member"], info[S.EVENT_ID])
     return pa.table([labels["member"], labels["root"], *(pc.take(info[c], at) for c in MEMBER_SCHEMA.names[1:])],
                     schema=LABEL_INFO)
@@ -210,8 +228,10 @@ def _read_rows(layout: RunLayout, platform: str, part: int, bands: tuple[int, in
     return pa.concat_tables(tables)
 
 
-def _member_ids(t: pa.Table) -> pa.Array:
+def _member_ids(t: pa.Table) -> pa.Array | pa.ChunkedArray:
     """Old (earlier-run) ids are prefixed with a marker that sorts first, so chains start at them."""
+    if not pc.any(t["old"]).as_py():
+        return t[S.EVENT_ID]
     return pc.if_else(t["old"], pc.binary_join_element_wise("\x00", t[S.EVENT_ID], ""), t[S.EVENT_ID])
 
 
@@ -235,17 +255,13 @@ def near_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     rows = _read_rows(layout, platform, part, (lo, hi), cfg)
     secondary = root.read_parquet(f"{WORK}/{platform}/secondary", schema=pa.schema([pa.field(S.EVENT_ID, pa.string())]))
     members = _member_ids(rows)
-    keep = pc.invert(pc.is_in(members, secondary[S.EVENT_ID]))
-    rows, members = rows.filter(keep), members.filter(keep)
+    skip = pc.is_in(members, secondary[S.EVENT_ID]).to_numpy(zero_copy_only=False)
     # Band keys are seeded with their band number, so the key alone identifies a (band, bucket).
     if cfg.verify:
-        packed, rows = rows[SIG], rows.drop_columns([SIG])
-        sigs = unpack_signatures(packed, cfg.num_perm, cfg.signature_bits)
-        del packed  # the unpacked copy is all verification needs
-        edges, counts = verified_edges(rows[S.KEY], members, sigs, cfg.threshold, cfg.signature_bits,
-                                       cfg.max_bucket_size)
+        edges, counts = verified_edges(rows[S.KEY], members, rows[SIG], cfg.threshold, cfg.signature_bits,
+                                       cfg.max_bucket_size, skip=skip)
     else:
-        edges, skipped = chain_edges(rows[S.KEY], members, cfg.max_bucket_size)
+        edges, skipped = chain_edges(rows[S.KEY].filter(pa.array(~skip)), members.filter(pa.array(~skip)), cfg.max_bucket_size)
         counts = {"capped_bucket_members": skipped}
     out = edges.group_by(["a", "b"]).aggregate([]).sort_by([("a", "ascending"), ("b", "ascending")])
     root.write_parquet(f"{WORK}/{platform}/edges/near-{lo:03d}-{part:04d}.parquet", out)
@@ -262,8 +278,11 @@ def cc_local_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     root, platform = layout.root, task["platform"]
     edges = root.read_parquet(f"{WORK}/{platform}/edges", schema=EDGE_SCHEMA)
     labels, rounds = components(edges)
-    labels = _with_member_info(root, labels, platform, 0)
-    return {**_choose_kept(labels, platform, 0, cfg, layout), "cc": {platform: {"rounds": rounds}}}
+    labels = _with_member_info(labels, platform, 0, cfg, layout)
+    roots = root_info(partial_bests(labels, 0))
+    stats = _write_clusters(root, platform, 0, labels, roots)
+    stats["dedup"][platform]["clusters"] = roots.num_rows
+    return {**stats, "cc": {platform: {"rounds": rounds}}}
 
 
 def cc_split_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
@@ -287,68 +306,40 @@ def cc_round_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
 
 
 def cc_labels_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
-    """Member -> root for one partition of the final round's forest of stars (with the members' quality,
-    time and exact key, from the same partition of step 1's member rows), by the root's partition."""
+    """Member -> root for one partition of the final round's forest of stars, with the members' quality,
+    time and exact key (from the same partition of step 1's member rows), kept in the partition; each
+    root's best member here and count go to the root's partition."""
     root, platform, k, q = layout.root, task["platform"], task["round"], task["part"]
     labels = star_labels(root.read_parquet(_cc(platform, f"r{k:02d}", f"{q:04d}"), schema=DIRECTED))
-    labels = _with_member_info(root, labels, platform, q)
-    for r, part in by_partition(labels, "root", cfg.num_partitions).items():
-        root.write_parquet(_cc(platform, "labels", f"{r:04d}", f"from-{q:04d}.parquet"), part)
+    labels = _with_member_info(labels, platform, q, cfg, layout)
+    root.write_parquet(_cc(platform, "members", f"{q:04d}.parquet"), labels)
+    for r, part in by_partition(partial_bests(labels, q), "root", cfg.num_partitions).items():
+        root.write_parquet(_cc(platform, "partials", f"{r:04d}", f"from-{q:04d}.parquet"), part)
     return {}
 
 
+def cc_roots_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
+    """The clusters whose root is in one partition: kept copy and size from the partial bests, sent to
+    each partition that holds members of them."""
+    root, platform, r = layout.root, task["platform"], task["part"]
+    info = root_info(root.read_parquet(_cc(platform, "partials", f"{r:04d}"), schema=PARTIAL))
+    for q, part in split_by(info, info["part"].to_numpy()).items():
+        root.write_parquet(_cc(platform, "roots", f"{q:04d}", f"from-{r:04d}.parquet"), part)
+    return {"dedup": {platform: {"clusters": len(pc.unique(info["root"]))}}}
+
+
 def cluster_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
-    """The clusters whose root is in one partition (their labels from `cc_labels_step`)."""
-    labels = layout.root.read_parquet(_cc(task["platform"], "labels", f"{task['part']:04d}"), schema=LABEL_INFO)
-    return _choose_kept(labels, task["platform"], task["part"], cfg, layout)
+    """Mark one partition's cluster members: kept copy (reason null), exact or near duplicate."""
+    root, platform, q = layout.root, task["platform"], task["part"]
+    labels = root.read_parquet(_cc(platform, "members", f"{q:04d}.parquet"), schema=LABEL_INFO)
+    roots = root.read_parquet(_cc(platform, "roots", f"{q:04d}"), schema=ROOT_INFO)
+    return _write_clusters(root, platform, q, labels, roots)
 
 
-def _choose_kept(labels: pa.Table, platform: str, part: int, cfg: DedupConfig, layout: RunLayout) -> dict:
-    """Pick each cluster's kept copy and mark the others; write them as clusters/<part>.parquet."""
-    root = layout.root
-    out_rel = f"{WORK}/{platform}/clusters/{part:04d}.parquet"
-    comp = dict(zip(labels["member"].to_pylist(), labels["root"].to_pylist()))
-    if not comp:
-        root.write_parquet(out_rel, S.CLUSTER_SCHEMA.empty_table())
-        return {"dedup": {platform: {"clusters": 0}}}
-    members = list(comp)
-    ids = labels["member"].to_pylist()
-    info = dict(zip(ids, zip(labels[S.QUALITY].to_pylist(), pc.cast(labels[S.TS], pa.int64()).to_pylist())))
-    exact = {m: k for m, k in zip(ids, labels[S.KEY].to_pylist()) if k is not None}
-    old = pa.array([m[1:] for m in members if m.startswith("\x00")], pa.string())
-    for r in cfg.previous_runs if len(old) else ():  # an earlier run's members: their exact keys from its index
-        rows = layout.at(r).read_parquet(RunLayout.dedup_index(platform), schema=row_schema(cfg),
-                                         filters=(pc.field(S.BAND) == -1) & pc.field(S.EVENT_ID).isin(old),
-                                         columns=[S.KEY, S.EVENT_ID])
-        exact.update({"\x00" + e: k for e, k in zip(rows[S.EVENT_ID].to_pylist(), rows[S.KEY].to_pylist())})
-    by_root: dict[str, list[str]] = {}
-    for m, r in comp.items():
-        by_root.setdefault(r, []).append(m)
-    out_ids, out_cluster, out_size, out_reason = [], [], [], []
-    n_exact = n_near = 0
-    for group in by_root.values():
-        group.sort()
-        order = rank_order([info.get(m, (None, None))[0] for m in group], [info.get(m, (None, None))[1] for m in group],
-                           group, [m.startswith("\x00") for m in group])
-        best = group[order[0]]
-        cluster_id = best.lstrip("\x00")
-        for i in order:
-            m = group[i]
-            if m.startswith("\x00"):
-                continue  # an earlier run's event: not part of this run's output
-            reason = None
-            if m != best:
-                reason = "exact_duplicate" if exact.get(m) is not None and exact.get(m) == exact.get(best) else "near_duplicate"
-                n_exact += reason == "exact_duplicate"
-                n_near += reason == "near_duplicate"
-            out_ids.append(m)
-            out_cluster.append(cluster_id)
-            out_size.append(len(group))
-            out_reason.append(reason)
-    clusters = pa.table({S.EVENT_ID: out_ids, S.DUP_CLUSTER: out_cluster, S.DUP_CLUSTER_SIZE: pa.array(out_size, pa.int32()),
-                         S.REASON: pa.array(out_reason, pa.string())}, schema=S.CLUSTER_SCHEMA)
-    root.write_parquet(out_rel, clusters.sort_by([(S.EVENT_ID, "ascending")]))
-    return {"dedup": {platform: {"clusters": len(by_root), "exact_duplicate": n_exact, "near_duplicate": n_near}}}
+def _write_clusters(root: RunRoot, platform: str, part: int, labels: pa.Table, roots: pa.Table) -> dict:
+    clusters, counts = mark_clusters(labels, roots)
+    root.write_parquet(f"{WORK}/{platform}/clusters/{part:04d}.parquet", clusters)
+    return {"dedup": {platform: counts}}
 
 
 def dedup_tasks(platforms: list[str], cfg: DedupConfig, base: dict) -> tuple[list[dict], list[dict]]:
@@ -377,10 +368,10 @@ def cluster_steps(platforms: list[str], cfg: DedupConfig, layout: RunLayout, bas
         rounds = {p: c["rounds"] for s in out.values() for p, c in s["cc"].items()}
     else:
         rounds = _partitioned_rounds(platforms, cfg, layout, base, step)
-        out = step("curate-dedup-cluster", [{**base, "shard": f"{p}-{r:04d}", "platform": p, "part": r}
-                                            for p in platforms for r in range(cfg.num_partitions)], cluster_step)
+        step("curate-dedup-cluster", [{**base, "shard": f"{p}-{r:04d}", "platform": p, "part": r}
+                                      for p in platforms for r in range(cfg.num_partitions)], cluster_step)
     for p in platforms:
-        c = {k_: sum(s.get("dedup", {}).get(p, {}).get(k_, 0) for s in out.values())
+        c = {k_: sum(s.get("dedup", {}).get(p, {}).get(k_, 0) for out in steps.values() for s in out.values())
              for k_ in ("clusters", "exact_duplicate", "near_duplicate")}
         log.info("dedup %s: %d clusters (components in %d rounds), %d exact and %d near duplicates removed", p,
                  c["clusters"], rounds[p], c["exact_duplicate"], c["near_duplicate"])
@@ -389,7 +380,8 @@ def cluster_steps(platforms: list[str], cfg: DedupConfig, layout: RunLayout, bas
 
 def _partitioned_rounds(platforms: list[str], cfg: DedupConfig, layout: RunLayout, base: dict, step) -> dict[str, int]:
     """Split the edges by partition, run rounds until every platform's graph is a forest of stars, and
-    write each platform's labels by root partition; returns the rounds per platform."""
+    write each platform's labels, then its clusters' kept copies and sizes (`processing.kept_copy`);
+    returns the rounds per platform."""
     parts = range(cfg.num_partitions)
     split = [{**base, "shard": f"{p}-{posixpath.basename(f).removesuffix('.parquet')}", "platform": p, "file": f,
               "name": posixpath.basename(f).removesuffix(".parquet")}
@@ -417,6 +409,8 @@ def _partitioned_rounds(platforms: list[str], cfg: DedupConfig, layout: RunLayou
         pending, k = [p for p in pending if p not in final], k + 1
     step("curate-dedup-cc-labels", [{**base, "shard": f"{p}-{q:04d}", "platform": p, "round": final[p], "part": q}
                                     for p in platforms for q in parts], cc_labels_step)
+    step("curate-dedup-cc-roots", [{**base, "shard": f"{p}-{r:04d}", "platform": p, "part": r}
+                                   for p in platforms for r in parts], cc_roots_step)
     return {p: k_ + 1 for p, k_ in final.items()}
 
 

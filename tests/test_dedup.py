@@ -175,8 +175,7 @@ def near_edges(texts: list[str], cfg: DedupConfig, ids: list[str] | None = None)
                        S.TEXT: texts})
     rows = dedup_rows(events, cfg.model_copy(update={"num_partitions": 1}))
     rows = rows.filter(pc.greater_equal(rows[S.BAND], 0))
-    sigs = unpack_signatures(rows["sig"], cfg.num_perm, cfg.signature_bits)
-    edges, _ = verified_edges(rows[S.KEY], rows[S.EVENT_ID], sigs, cfg.threshold, cfg.signature_bits,
+    edges, _ = verified_edges(rows[S.KEY], rows[S.EVENT_ID], rows["sig"], cfg.threshold, cfg.signature_bits,
                               cfg.max_bucket_size)
     return set(zip(edges["a"].to_pylist(), edges["b"].to_pylist()))
 
@@ -247,18 +246,25 @@ def test_verified_edges_are_deterministic():
     sigs = rng.integers(0, 1 << 32, (60, 112), dtype=np.uint64).astype(np.uint32)
     for i in range(1, 60, 3):  # pairs and triples of near-equal signatures in shared buckets
         sigs[i] = np.where(rng.random(112) < 0.8, sigs[i - 1], sigs[i])
-    packed = unpack_signatures(pack_signatures(sigs, 8), 112, 8)
+    packed = pack_signatures(sigs, 8)
+    values = unpack_signatures(packed, 112, 8)
     groups = ((np.arange(60) // 3) % 8).astype(np.uint64)  # each bucket: several pairs and unrelated rows
     members = [f"m{i:02d}" for i in range(60)]
     edges, counts = verified_edges(pa.array(groups), pa.array(members), packed, 0.45, 8, 1000)
     order = rng.permutation(60)
-    again, counts2 = verified_edges(pa.array(groups[order]), pa.array([members[i] for i in order]), packed[order],
-                                    0.45, 8, 1000)
+    again, counts2 = verified_edges(pa.array(groups[order]), pa.array([members[i] for i in order]),
+                                    packed.take(pa.array(order)), 0.45, 8, 1000)
     assert edges.to_pylist() == again.to_pylist() and counts == counts2
     assert all(a < b for a, b in zip(edges["a"].to_pylist(), edges["b"].to_pylist()))
     ia, ib = ([int(m[1:]) for m in edges[c].to_pylist()] for c in ("a", "b"))
-    assert edges.num_rows >= 10 and (estimated_jaccard(packed[ia], packed[ib], 8) >= 0.45).all()
+    assert edges.num_rows >= 10 and (estimated_jaccard(values[ia], values[ib], 8) >= 0.45).all()
     assert (groups[ia] == groups[ib]).all()  # links stay within a bucket
+    skip = np.isin(np.arange(60), ia[:3])  # skipped rows (secondary copies) take no part: as if filtered out
+    left = np.flatnonzero(~skip)
+    without, _ = verified_edges(pa.array(groups), pa.array(members), packed, 0.45, 8, 1000, skip=skip)
+    filtered, _ = verified_edges(pa.array(groups[left]), pa.array([members[i] for i in left]),
+                                 packed.take(pa.array(left)), 0.45, 8, 1000)
+    assert without.to_pylist() == filtered.to_pylist() and without.num_rows < edges.num_rows
 
 
 def test_index_row_groups_hold_one_pass(tmp_path):
