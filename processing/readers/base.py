@@ -226,9 +226,12 @@ def parse_time_us(value: Any, formats: tuple[str, ...], key: str) -> int:
     raise FieldError("bad_field", f"field `{key}`={value[:40]!r} matches none of {formats}")
 
 
+_META = json.JSONEncoder(sort_keys=True, ensure_ascii=False)  # json.dumps would build one a call
+
+
 def json_meta(**kw: Any) -> str:
     """A compact, key-sorted JSON object of the non-null values."""
-    return json.dumps({k: v for k, v in kw.items() if v is not None}, sort_keys=True, ensure_ascii=False)
+    return _META.encode({k: v for k, v in kw.items() if v is not None})
 
 
 def guarded(ctx: ReadContext, platform: str, row: int, excerpt: Any,
