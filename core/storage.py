@@ -15,7 +15,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -213,6 +213,14 @@ class RunRoot:
                 return pa.table({})
             return schema.empty_table().select(columns) if columns else schema.empty_table()
         return pa.concat_tables(tables, promote_options="default")
+
+    def iter_parquet(self, rel: str, schema: pa.Schema, batch_rows: int = 64 * 1024) -> Iterator[pa.Table]:
+        """The rows of every Parquet file under a directory (or one file), in file-name order, in tables of
+        at most `batch_rows` rows: memory bounded by one row group, whatever the files hold."""
+        for f in [rel] if rel.endswith(".parquet") else self.list(rel, ".parquet"):
+            with self.fs.open_input_file(self.path(f)) as handle:
+                for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows, columns=schema.names):
+                    yield pa.Table.from_batches([batch]).cast(schema)
 
     def delete(self, rel: str) -> None:
         """Delete a file or a directory tree under the root; absent is fine."""

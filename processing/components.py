@@ -10,12 +10,14 @@ then every node's label is the smaller of itself and its smallest neighbour. A t
 own nodes whether the graph it read is such a forest (`unsettled` counts the nodes that are neither a
 centre nor a leaf of one), so the driver stops at the first round whose input has none.
 
-Memory per task is its partition's share of the edges, except that a component's centre holds the
-edges of its whole component at the end (as big as the largest duplicate cluster, not the corpus).
+A partition's edges are read in chunks: its nodes' neighbourhoods (a row per node) first, then each
+chunk's output, so memory per task is one chunk plus a row per node of the partition, even for the
+partition of a centre whose star spans a duplicate cluster that grows with the corpus.
 """
 from __future__ import annotations
 
 import math
+from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -64,7 +66,55 @@ def split_by(table: pa.Table, parts: np.ndarray) -> dict[int, pa.Table]:
 def _neighbourhoods(edges: pa.Table) -> pa.Table:
     """Per node u: its smallest and largest neighbour (an edge may come more than once: min and max
     do not count)."""
-    return edges.group_by(U).aggregate([(V, "min"), (V, "max")])
+    return edges.group_by(U).aggregate([(V, "min"), (V, "max")]).select([U, f"{V}_min", f"{V}_max"])
+
+
+def neighbourhoods(chunks: Iterable[pa.Table], merge_rows: int = 1 << 16) -> pa.Table:
+    """`_neighbourhoods` of the edges of all chunks, holding one chunk and one row per node at a time
+    (partial results are merged whenever they outgrow the merged table and `merge_rows`)."""
+    merged = pa.table({U: pa.array([], pa.string()), f"{V}_min": pa.array([], pa.string()),
+                       f"{V}_max": pa.array([], pa.string())})
+    pending: list[pa.Table] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(_neighbourhoods(chunk))
+        size += pending[-1].num_rows
+        if size > max(merged.num_rows, merge_rows):
+            merged, pending, size = _merge(merged, pending), [], 0
+    return _merge(merged, pending)
+
+
+def _merge(merged: pa.Table, parts: list[pa.Table]) -> pa.Table:
+    if not parts:
+        return merged
+    both = pa.concat_tables([merged, *parts])
+    out = both.group_by(U).aggregate([(f"{V}_min", "min"), (f"{V}_max", "max")])
+    return pa.table({U: out[U], f"{V}_min": out[f"{V}_min_min"], f"{V}_max": out[f"{V}_max_max"]})
+
+
+def unsettled(hood: pa.Table) -> int:
+    """How many nodes of `neighbourhoods` are neither a star centre nor a leaf of one centred at its
+    smallest node (0 everywhere: the graph is a forest of such stars)."""
+    lo_n, hi_n = hood[f"{V}_min"], hood[f"{V}_max"]
+    leaf = pc.and_(pc.equal(lo_n, hi_n), pc.less(hi_n, hood[U]))  # one neighbour, and it is smaller
+    return int(pc.sum(pc.and_(pc.less(lo_n, hood[U]), pc.invert(leaf))).as_py() or 0)
+
+
+def star_edges(edges: pa.Table, hood: pa.Table, large: bool, own_nodes: bool) -> pa.Table:
+    """A large-star (`large`) or small-star round's undirected edges (a < b, unique within this call) from
+    one chunk of a partition's directed edges, given the partition's `neighbourhoods`. Small-star also
+    links each node to its centre: with `own_nodes`, for every node of `hood` (once per partition)."""
+    centre = pc.min_element_wise(hood[U], hood[f"{V}_min"])  # the smallest of u's closed neighbourhood
+    m = pc.take(centre, pc.index_in(edges[U], hood[U]))
+    pick = pc.greater(edges[V], edges[U]) if large else pc.less(edges[V], edges[U])
+    if large:  # each larger neighbour v of u -> m(u)
+        a, b = edges[V].filter(pick), m.filter(pick)
+    else:  # u and each smaller neighbour v of u -> m(u)
+        a, b = edges[V].filter(pick).combine_chunks(), m.filter(pick).combine_chunks()
+        if own_nodes:
+            a, b = pa.concat_arrays([a, hood[U].combine_chunks()]), pa.concat_arrays([b, centre.combine_chunks()])
+    lo, hi = pc.min_element_wise(a, b), pc.max_element_wise(a, b)
+    return pa.table({"a": lo, "b": hi}).filter(pc.not_equal(lo, hi)).group_by(["a", "b"]).aggregate([])
 
 
 def star_round(edges: pa.Table, large: bool) -> tuple[pa.Table, int]:
@@ -74,25 +124,12 @@ def star_round(edges: pa.Table, large: bool) -> tuple[pa.Table, int]:
     neither a star centre nor a leaf (0 everywhere: the input is a forest of stars centred at their
     smallest nodes)."""
     hood = _neighbourhoods(edges)
-    lo_n, hi_n = hood[f"{V}_min"], hood[f"{V}_max"]
-    leaf = pc.and_(pc.equal(lo_n, hi_n), pc.less(hi_n, hood[U]))  # one neighbour, and it is smaller
-    unsettled = int(pc.sum(pc.and_(pc.less(lo_n, hood[U]), pc.invert(leaf))).as_py() or 0)
-    centre = pc.min_element_wise(hood[U], lo_n)  # the smallest of u's closed neighbourhood
-    m = pc.take(centre, pc.index_in(edges[U], hood[U]))
-    pick = pc.greater(edges[V], edges[U]) if large else pc.less(edges[V], edges[U])
-    if large:  # each larger neighbour v of u -> m(u)
-        a, b = edges[V].filter(pick), m.filter(pick)
-    else:  # u and each smaller neighbour v of u -> m(u)
-        a = pa.concat_arrays([edges[V].filter(pick).combine_chunks(), hood[U].combine_chunks()])
-        b = pa.concat_arrays([m.filter(pick).combine_chunks(), centre.combine_chunks()])
-    lo, hi = pc.min_element_wise(a, b), pc.max_element_wise(a, b)
-    return pa.table({"a": lo, "b": hi}).filter(pc.not_equal(lo, hi)).group_by(["a", "b"]).aggregate([]), unsettled
+    return star_edges(edges, hood, large, own_nodes=True), unsettled(hood)
 
 
-def star_labels(edges: pa.Table) -> pa.Table:
-    """Member -> component root for the nodes of one partition of a forest of stars (`star_round` found
-    no unsettled node): the smaller of the node and its smallest neighbour."""
-    hood = _neighbourhoods(edges)
+def star_labels(hood: pa.Table) -> pa.Table:
+    """Member -> component root for the nodes of one partition of a forest of stars (`unsettled` found
+    none), from their `neighbourhoods`: the smaller of the node and its smallest neighbour."""
     return pa.table({"member": hood[U], "root": pc.min_element_wise(hood[U], hood[f"{V}_min"])}, schema=LABELS)
 
 
@@ -117,5 +154,5 @@ def components(edges: pa.Table, n: int = 1) -> tuple[pa.Table, int]:
         if not unsettled:
             break
         parts, k = by_partition(directed(pa.concat_tables(outs)), U, n), k + 1
-    labels = [star_labels(parts[q]) for q in sorted(parts)]
+    labels = [star_labels(_neighbourhoods(parts[q])) for q in sorted(parts)]
     return pa.concat_tables(labels or [LABELS.empty_table()]), k + 1

@@ -62,7 +62,7 @@ def shingle_hashes(words: pa.Array, cfg: DedupConfig) -> tuple[np.ndarray, np.nd
 
     Word n-gram shingles, vectorised over the batch: Arrow splits and dictionary-encodes the words,
     each distinct word is hashed once (xxh32), and n consecutive word hashes are combined by a
-    rolling polynomial in numpy. Texts with fewer than n words get no shingles (exact-only), or
+    polynomial (a compiled loop). Texts with fewer than n words get no shingles (exact-only), or
     character n-grams when cfg.short_texts == "char_ngrams".
     """
     n = cfg.shingle_size
@@ -73,11 +73,6 @@ def shingle_hashes(words: pa.Array, cfg: DedupConfig) -> tuple[np.ndarray, np.nd
                        len(enc.dictionary))
     word_h = uniq[enc.indices.to_numpy(zero_copy_only=False)] if len(enc.indices) else np.zeros(0, np.uint64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    total = max(len(word_h) - n + 1, 0)
-    rolled = np.zeros(total, np.uint64)
-    with np.errstate(over="ignore"):
-        for i in range(n):
-            rolled = (rolled * SHINGLE_MULT + word_h[i:i + total]) & MAX_HASH
     counts = np.maximum(lengths - n + 1, 0)
     char_docs = np.flatnonzero(counts == 0) if cfg.short_texts == "char_ngrams" else np.zeros(0, np.int64)
     grams: dict[int, np.ndarray] = {}
@@ -91,15 +86,23 @@ def shingle_hashes(words: pa.Array, cfg: DedupConfig) -> tuple[np.ndarray, np.nd
                     (xxhash.xxh32_intdigest(t[i:i + k].encode()) for i in range(len(t) - k + 1)), np.uint64))
                 counts[d] = len(grams[int(d)])
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    # Output position p of text d holds the window starting at starts[d] + (p - offsets[d]).
-    doc = np.repeat(np.arange(len(counts)), counts)
-    pos = np.arange(offsets[-1])
-    is_word = lengths[doc] >= n
     out = np.zeros(offsets[-1], np.uint64)
-    out[is_word] = rolled[(pos - offsets[doc] + starts[doc])[is_word]]
+    _word_shingles(word_h, starts, lengths, n, offsets, out)
     for d, g in grams.items():
         out[offsets[d]:offsets[d + 1]] = g
     return out, offsets
+
+
+@numba.njit(cache=True, nogil=True)
+def _word_shingles(word_h: np.ndarray, starts: np.ndarray, lengths: np.ndarray, n: int, offsets: np.ndarray,
+                   out: np.ndarray) -> None:
+    """out[offsets[d] + p] = the rolling hash of words p..p+n-1 of text d (texts of n words or more)."""
+    for d in range(len(lengths)):
+        for p in range(lengths[d] - n + 1):
+            h = np.uint64(0)
+            for i in range(n):
+                h = (h * SHINGLE_MULT + word_h[starts[d] + p + i]) & MAX_HASH
+            out[offsets[d] + p] = h
 
 
 def permutations(cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,7 @@ Steps (each a list of shards with completion markers):
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import posixpath
 
@@ -56,10 +57,12 @@ from processing.components import (
     by_partition,
     components,
     directed,
+    neighbourhoods,
     round_bound,
     split_by,
+    star_edges,
     star_labels,
-    star_round,
+    unsettled,
 )
 from processing.dedup import (
     band_keys,
@@ -295,14 +298,29 @@ def cc_split_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
 
 
 def cc_round_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
-    """One large-star (even rounds) or small-star round over one partition; its output, by partition,
-    is the next round's input; reports the partition's unsettled nodes (0 everywhere: stop)."""
+    """One large-star (even rounds) or small-star round over one partition, read in chunks (the
+    neighbourhoods first, then each chunk's output); its output, by partition, is the next round's
+    input; reports the partition's unsettled nodes (0 everywhere: stop)."""
     root, platform, k, q = layout.root, task["platform"], task["round"], task["part"]
-    edges = root.read_parquet(_cc(platform, f"r{k:02d}", f"{q:04d}"), schema=DIRECTED)
-    out, unsettled = star_round(edges, large=k % 2 == 0)
-    for q2, part in by_partition(directed(out), U, cfg.num_partitions).items():
-        root.write_parquet(_cc(platform, f"r{k + 1:02d}", f"{q2:04d}", f"from-{q:04d}.parquet"), part)
-    return {"cc": {platform: {"unsettled": unsettled}}}
+    src = _cc(platform, f"r{k:02d}", f"{q:04d}")
+    hood, large = neighbourhoods(root.iter_parquet(src, DIRECTED)), k % 2 == 0
+    outputs = itertools.chain([star_edges(DIRECTED.empty_table(), hood, large, own_nodes=True)],
+                              (star_edges(c, hood, large, own_nodes=False) for c in root.iter_parquet(src, DIRECTED)))
+    writers: dict[int, ParquetShardWriter] = {}
+    try:
+        for out in outputs:
+            for q2, part in by_partition(directed(out), U, cfg.num_partitions).items():
+                if q2 not in writers:
+                    writers[q2] = ParquetShardWriter(root, _cc(platform, f"r{k + 1:02d}", f"{q2:04d}",
+                                                               f"from-{q:04d}.parquet"), DIRECTED)
+                writers[q2].write(part)
+        for w in writers.values():
+            w.close()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    return {"cc": {platform: {"unsettled": unsettled(hood)}}}
 
 
 def cc_labels_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
@@ -310,7 +328,7 @@ def cc_labels_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     time and exact key (from the same partition of step 1's member rows), kept in the partition; each
     root's best member here and count go to the root's partition."""
     root, platform, k, q = layout.root, task["platform"], task["round"], task["part"]
-    labels = star_labels(root.read_parquet(_cc(platform, f"r{k:02d}", f"{q:04d}"), schema=DIRECTED))
+    labels = star_labels(neighbourhoods(root.iter_parquet(_cc(platform, f"r{k:02d}", f"{q:04d}"), DIRECTED)))
     labels = _with_member_info(labels, platform, q, cfg, layout)
     root.write_parquet(_cc(platform, "members", f"{q:04d}.parquet"), labels)
     for r, part in by_partition(partial_bests(labels, q), "root", cfg.num_partitions).items():

@@ -29,7 +29,7 @@ from processing.dedup import (
     unpack_signatures,
     verified_edges,
 )
-from processing.components import components, round_bound
+from processing.components import U, components, directed, neighbourhoods, round_bound, star_edges, star_round, unsettled
 from processing.dedup_stage import dedup_rows, DedupRowWriter, load_clusters, WORK
 from processing.settings import DedupConfig
 from ray_jobs.config import parse_config
@@ -153,6 +153,25 @@ def test_partitioned_components_equal_union_find(n):
     linked = {x for a, b in pairs if a != b for x in (a, b)}  # a self loop links nothing
     assert got == {m: r for m, r in _union_find(pairs).items() if m in linked}
     assert rounds <= round_bound(len(pairs))
+
+
+def test_a_round_over_chunks_equals_the_round_in_memory():
+    """The partitioned step reads a partition in chunks: neighbourhoods merged across chunks, then each
+    chunk's star edges (a node's edges split over chunks) give the same round as the whole partition."""
+    rng = random.Random(7)
+    nodes = [f"n{i:04d}" for i in range(400)]
+    pairs = [("n0000", n) for n in nodes[1:200]] + [(rng.choice(nodes), rng.choice(nodes)) for _ in range(900)]
+    edges = directed(pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]}))
+    edges = edges.take(pa.array(rng.sample(range(edges.num_rows), edges.num_rows)))  # a node's edges in many chunks
+    chunks = [edges.slice(i, 97) for i in range(0, edges.num_rows, 97)]
+    hood = neighbourhoods(iter(chunks), merge_rows=50)
+    assert hood.sort_by(U).to_pylist() == neighbourhoods([edges]).sort_by(U).to_pylist()
+    for large in (True, False):
+        whole, n_unsettled = star_round(edges, large)
+        parts = [star_edges(pa.table({U: pa.array([], pa.string()), "v": pa.array([], pa.string())}), hood, large, True),
+                 *(star_edges(c, hood, large, False) for c in chunks)]
+        assert {tuple(r.values()) for p in parts for r in p.to_pylist()} == {tuple(r.values()) for r in whole.to_pylist()}
+        assert unsettled(hood) == n_unsettled > 0
 
 
 def shingle_jaccard(a: str, b: str, n: int = 5) -> float:
