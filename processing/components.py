@@ -22,7 +22,8 @@ from typing import Iterable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
+
+from processing.string_hash import xxh64
 
 U, V = "u", "v"
 DIRECTED = pa.schema([pa.field(U, pa.string()), pa.field(V, pa.string())])  # keyed (partitioned) by u
@@ -30,13 +31,10 @@ LABELS = pa.schema([pa.field("member", pa.string()), pa.field("root", pa.string(
 
 
 def partition_of(ids: pa.Array | pa.ChunkedArray, n: int) -> np.ndarray:
-    """The hash partition (0..n-1) of each id; each distinct id is hashed once."""
+    """The hash partition (0..n-1) of each id: its XXH64 modulo n."""
     if len(ids) == 0:
         return np.zeros(0, np.int64)
-    enc = pc.dictionary_encode(ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids)
-    h = np.fromiter((xxhash.xxh64_intdigest(s.encode()) for s in enc.dictionary.to_pylist()), np.uint64,
-                    len(enc.dictionary))
-    return (h % np.uint64(n)).astype(np.int64)[enc.indices.to_numpy(zero_copy_only=False)]
+    return (xxh64(ids) % np.uint64(n)).astype(np.int64)
 
 
 def directed(edges: pa.Table, a: str = "a", b: str = "b") -> pa.Table:

@@ -16,6 +16,7 @@ import xxhash
 from datasketch import MinHash
 
 from processing.settings import DedupConfig
+from processing.string_hash import xxh64
 
 MAX_HASH = np.uint64((1 << 32) - 1)
 SHINGLE_MULT = np.uint64(0x9E3779B1)  # odd 32-bit multiplier of the rolling shingle hash
@@ -50,8 +51,9 @@ def scope_salt(user_ids: list[str] | None, n: int) -> np.ndarray:
 
 def exact_keys(words: pa.Array, salt: np.ndarray) -> np.ndarray:
     """64-bit key of each text's normalised words (0 for a text without words: never deduplicated)."""
-    joined = pc.binary_join(words, " ").to_pylist()
-    h = np.fromiter((xxhash.xxh64_intdigest(t.encode()) if t else 0 for t in joined), np.uint64, len(joined))
+    joined = pc.binary_join(words, " ")
+    empty = pc.fill_null(pc.equal(pc.binary_length(joined), 0), True).to_numpy(zero_copy_only=False)
+    h = np.where(empty, np.uint64(0), xxh64(joined))
     keys = mix64(h ^ salt)
     keys[h == 0] = 0
     return keys
