@@ -239,13 +239,16 @@ class ParquetShardWriter:
     place (local) or uploaded (S3). abort() drops the temporary file.
     """
 
-    def __init__(self, root: RunRoot, rel: str, schema: pa.Schema):
+    def __init__(self, root: RunRoot, rel: str, schema: pa.Schema, use_dictionary: bool | list[str] = True):
+        """`use_dictionary`: the columns worth dictionary-encoding (Parquet tries every column by default,
+        hashing every value of a column of distinct values before it gives up)."""
         import tempfile
 
         self.root, self.rel, self.schema, self.rows = root, rel, schema, 0
         fd, self._tmp = tempfile.mkstemp(suffix=".parquet", prefix="shard-")
         os.close(fd)
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression=PARQUET_COMPRESSION)
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression=PARQUET_COMPRESSION,
+                                        use_dictionary=use_dictionary)
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:

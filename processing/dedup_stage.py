@@ -32,7 +32,7 @@ Steps (each a list of shards with completion markers):
           graph is a forest of stars), then each cluster's kept copy (the earlier run's event, else
           highest quality, earliest, smallest id) from partial bests per member partition, combined in
           the root's partition and sent back (`processing.kept_copy`), so no task gathers a cluster.
-          No task holds more than its partition's edges (or its largest cluster's); a member's quality,
+          A round's task holds a chunk of its partition's edges and a row per node; a member's quality,
           time and exact key join its label in the member's partition, so no task reads a platform's
           events or index
 """
@@ -206,8 +206,9 @@ class DedupRowWriter:
             p = int(parts[lo])
             if p not in self.writers:  # the index columns are the rows' (the signature too, with verify)
                 schema = pa.schema([f for f in rows.schema if f.name not in ("part", "pass")])
-                self.writers[p] = ParquetShardWriter(
-                    self.root, RunLayout.dedup_index(self.platform, p, self.shard), schema)
+                self.writers[p] = ParquetShardWriter(  # keys and signatures are distinct: no dictionary
+                    self.root, RunLayout.dedup_index(self.platform, p, self.shard), schema,
+                    use_dictionary=[S.BAND, S.EVENT_ID])
             self.writers[p].write(rows.slice(lo, hi - lo))
 
     def close(self) -> None:
