@@ -233,31 +233,48 @@ class RunRoot:
 
 
 class ParquetShardWriter:
-    """Stream tables into one Parquet file under a run root; the file appears only on close().
-
-    Rows are written to a local temporary file as they come (bounded memory), then moved into
-    place (local) or uploaded (S3). abort() drops the temporary file.
+    """Stream tables into Parquet files under a run root: `rel`, then `<rel less .parquet>-0001.parquet`
+    and so on, a new file every `max_row_groups` row groups (a Parquet writer holds the metadata of
+    every row group until it closes the file, a few KB each: without the roll-over a task's memory would
+    grow with its input). Rows go to a local temporary file as they come (bounded memory); each file is
+    moved into place (local) or uploaded (S3) once complete. abort() drops the temporary file.
     """
 
-    def __init__(self, root: RunRoot, rel: str, schema: pa.Schema, use_dictionary: bool | list[str] = True):
+    ROW_GROUP_ROWS = 64 * 1024
+
+    def __init__(self, root: RunRoot, rel: str, schema: pa.Schema, use_dictionary: bool | list[str] = True,
+                 max_row_groups: int = 64):
         """`use_dictionary`: the columns worth dictionary-encoding (Parquet tries every column by default,
         hashing every value of a column of distinct values before it gives up)."""
+        self.root, self.rel, self.schema, self.rows = root, rel, schema, 0
+        self._use_dictionary, self._max_groups, self._part, self._groups = use_dictionary, max_row_groups, 0, 0
+        self._open()
+
+    def _open(self) -> None:
         import tempfile
 
-        self.root, self.rel, self.schema, self.rows = root, rel, schema, 0
         fd, self._tmp = tempfile.mkstemp(suffix=".parquet", prefix="shard-")
         os.close(fd)
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression=PARQUET_COMPRESSION,
-                                        use_dictionary=use_dictionary)
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=PARQUET_COMPRESSION,
+                                        use_dictionary=self._use_dictionary)
+
+    def _finish(self) -> None:
+        self._writer.close()
+        rel = self.rel if self._part == 0 else f"{self.rel.removesuffix('.parquet')}-{self._part:04d}.parquet"
+        self.root.put_file(self._tmp, rel)
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
-            self._writer.write_table(table.select(self.schema.names).cast(self.schema), row_group_size=64 * 1024)
+            if self._groups >= self._max_groups:
+                self._finish()
+                self._part, self._groups = self._part + 1, 0
+                self._open()
+            self._writer.write_table(table.select(self.schema.names).cast(self.schema), row_group_size=self.ROW_GROUP_ROWS)
+            self._groups += -(-table.num_rows // self.ROW_GROUP_ROWS)
             self.rows += table.num_rows
 
     def close(self) -> None:
-        self._writer.close()
-        self.root.put_file(self._tmp, self.rel)
+        self._finish()
 
     def abort(self) -> None:
         try:

@@ -1,0 +1,30 @@
+"""ParquetShardWriter rolls over to a new file every `max_row_groups` row groups (a writer holds every row
+group's metadata until it closes its file), and the files read back as the rows written, in order."""
+from __future__ import annotations
+
+import pyarrow as pa
+
+from core.storage import ParquetShardWriter, RunRoot
+
+
+def test_the_writer_rolls_over_and_reads_back_in_order(tmp_path):
+    root = RunRoot(str(tmp_path))
+    schema = pa.schema([pa.field("i", pa.int64()), pa.field("s", pa.string())])
+    w = ParquetShardWriter(root, "out/p=0001/shard-a.parquet", schema, max_row_groups=3)
+    for k in range(10):
+        w.write(pa.table({"i": [2 * k, 2 * k + 1], "s": [f"r{2 * k}", f"r{2 * k + 1}"]}))
+    w.close()
+    assert root.list("out/p=0001") == ["out/p=0001/shard-a-0001.parquet", "out/p=0001/shard-a-0002.parquet",
+                                       "out/p=0001/shard-a-0003.parquet", "out/p=0001/shard-a.parquet"]
+    back = root.read_parquet("out/p=0001", schema=schema)
+    assert sorted(back["i"].to_pylist()) == list(range(20)) and w.rows == 20
+    assert [t.num_rows for t in root.iter_parquet("out/p=0001/shard-a.parquet", schema, batch_rows=4)] == [4, 2]
+
+
+def test_an_aborted_writer_leaves_no_file(tmp_path):
+    root = RunRoot(str(tmp_path))
+    schema = pa.schema([pa.field("i", pa.int64())])
+    w = ParquetShardWriter(root, "out/x.parquet", schema)
+    w.write(pa.table({"i": [1, 2]}))
+    w.abort()
+    assert root.list("out") == []
