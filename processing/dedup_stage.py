@@ -39,7 +39,6 @@ Steps (each a list of shards with completion markers):
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import posixpath
 
@@ -300,27 +299,16 @@ def cc_split_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
 
 def cc_round_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     """One large-star (even rounds) or small-star round over one partition, read in chunks (the
-    neighbourhoods first, then each chunk's output); its output, by partition, is the next round's
-    input; reports the partition's unsettled nodes (0 everywhere: stop)."""
+    neighbourhoods first, then each chunk's output, a file per chunk and next partition: one for most
+    partitions); the output, by partition, is the next round's input. Reports the partition's unsettled
+    nodes (0 everywhere: stop)."""
     root, platform, k, q = layout.root, task["platform"], task["round"], task["part"]
     src = _cc(platform, f"r{k:02d}", f"{q:04d}")
-    hood, large = neighbourhoods(root.iter_parquet(src, DIRECTED)), k % 2 == 0
-    outputs = itertools.chain([star_edges(DIRECTED.empty_table(), hood, large, own_nodes=True)],
-                              (star_edges(c, hood, large, own_nodes=False) for c in root.iter_parquet(src, DIRECTED)))
-    writers: dict[int, ParquetShardWriter] = {}
-    try:
-        for out in outputs:
-            for q2, part in by_partition(directed(out), U, cfg.num_partitions).items():
-                if q2 not in writers:
-                    writers[q2] = ParquetShardWriter(root, _cc(platform, f"r{k + 1:02d}", f"{q2:04d}",
-                                                               f"from-{q:04d}.parquet"), DIRECTED)
-                writers[q2].write(part)
-        for w in writers.values():
-            w.close()
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        raise
+    hood = neighbourhoods(root.iter_parquet(src, DIRECTED))
+    for i, chunk in enumerate(root.iter_parquet(src, DIRECTED)):
+        out = star_edges(chunk, hood, large=k % 2 == 0, own_nodes=i == 0)
+        for q2, part in by_partition(directed(out), U, cfg.num_partitions).items():
+            root.write_parquet(_cc(platform, f"r{k + 1:02d}", f"{q2:04d}", f"from-{q:04d}-{i:04d}.parquet"), part)
     return {"cc": {platform: {"unsettled": unsettled(hood)}}}
 
 
