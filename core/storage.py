@@ -216,11 +216,20 @@ class RunRoot:
 
     def iter_parquet(self, rel: str, schema: pa.Schema, batch_rows: int = 64 * 1024) -> Iterator[pa.Table]:
         """The rows of every Parquet file under a directory (or one file), in file-name order, in tables of
-        at most `batch_rows` rows: memory bounded by one row group, whatever the files hold."""
+        `batch_rows` rows (the last one fewer; small files are joined): memory bounded by two such tables,
+        whatever the files hold, and as many tables as the rows need, however many files hold them."""
+        pending: list[pa.Table] = []
+        n = 0
         for f in [rel] if rel.endswith(".parquet") else self.list(rel, ".parquet"):
             with self.fs.open_input_file(self.path(f)) as handle:
                 for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows, columns=schema.names):
-                    yield pa.Table.from_batches([batch]).cast(schema)
+                    if n + batch.num_rows > batch_rows and pending:
+                        yield pa.concat_tables(pending)
+                        pending, n = [], 0
+                    pending.append(pa.Table.from_batches([batch]).cast(schema))
+                    n += batch.num_rows
+        if pending:
+            yield pa.concat_tables(pending)
 
     def delete(self, rel: str) -> None:
         """Delete a file or a directory tree under the root; absent is fine."""

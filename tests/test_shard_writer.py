@@ -19,6 +19,8 @@ def test_the_writer_rolls_over_and_reads_back_in_order(tmp_path):
     back = root.read_parquet("out/p=0001", schema=schema)
     assert sorted(back["i"].to_pylist()) == list(range(20)) and w.rows == 20
     assert [t.num_rows for t in root.iter_parquet("out/p=0001/shard-a.parquet", schema, batch_rows=4)] == [4, 2]
+    # small files are joined (files of 6, 6, 2 and 6 rows): the count of tables follows the rows, not the files
+    assert [t.num_rows for t in root.iter_parquet("out/p=0001", schema, batch_rows=8)] == [6, 8, 6]
 
 
 def test_an_aborted_writer_leaves_no_file(tmp_path):
