@@ -351,7 +351,7 @@ def planted_jaccard(corpus_dir: str, block: int, cluster: np.ndarray, kind: np.n
     """Median word-n-gram Jaccard (our normalisation) of member pairs per planted kind, from the first block."""
     import pyarrow as pa
 
-    from processing.dedup import normalize
+    from processing.words import words
 
     k = min(block, len(cluster))
     texts = []
@@ -360,7 +360,7 @@ def planted_jaccard(corpus_dir: str, block: int, cluster: np.ndarray, kind: np.n
             if i >= k:
                 break
             texts.append(json.loads(line)["text"])
-    norm = [w if isinstance(w, list) else w.split() for w in normalize(pa.array(texts)).to_pylist()]  # words
+    norm = words(pa.array(texts)).to_pylist()
     rng = np.random.default_rng(0)
     out = {}
     for name in KIND_COLS:

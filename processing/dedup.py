@@ -1,4 +1,4 @@
-"""Deduplication kernels: text normalisation and exact keys, vectorised MinHash signatures
+"""Deduplication kernels: exact keys of the normalised words (`words.py`), vectorised MinHash signatures
 (datasketch's permutations and affine32 scheme, so signatures equal datasketch's `MinHash`), LSH band keys,
 compact (b-bit) signatures, the verification of candidate pairs and bucket chaining. Pure functions over
 numpy/pyarrow; the distributed steps that use them are in `dedup_stage.py` (components: `components.py`).
@@ -17,17 +17,10 @@ from datasketch import MinHash
 
 from processing.settings import DedupConfig
 from processing.string_hash import xxh64
+from processing.words import Words
 
 MAX_HASH = np.uint64((1 << 32) - 1)
 SHINGLE_MULT = np.uint64(0x9E3779B1)  # odd 32-bit multiplier of the rolling shingle hash
-
-
-def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """The words both dedup keys are computed on: lower-cased, punctuation dropped (a list per text)."""
-    t = pc.utf8_lower(pc.fill_null(texts, ""))
-    t = pc.replace_substring_regex(t, r"[^\p{L}\p{N}_\s]+", " ")  # RE2's \w is ASCII-only: keep all letters
-    words = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(t))  # no empty words at either end
-    return words.combine_chunks() if isinstance(words, pa.ChunkedArray) else words
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -49,47 +42,38 @@ def scope_salt(user_ids: list[str] | None, n: int) -> np.ndarray:
     return np.fromiter((xxhash.xxh64_intdigest(u.encode()) for u in user_ids), np.uint64, n)
 
 
-def exact_keys(words: pa.Array, salt: np.ndarray) -> np.ndarray:
+def exact_keys(words: Words, salt: np.ndarray) -> np.ndarray:
     """64-bit key of each text's normalised words (0 for a text without words: never deduplicated)."""
-    joined = pc.binary_join(words, " ")
-    empty = pc.fill_null(pc.equal(pc.binary_length(joined), 0), True).to_numpy(zero_copy_only=False)
-    h = np.where(empty, np.uint64(0), xxh64(joined))
+    h = np.where(words.counts == 0, np.uint64(0), xxh64(words.text))
     keys = mix64(h ^ salt)
     keys[h == 0] = 0
     return keys
 
 
-def shingle_hashes(words: pa.Array, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+def shingle_hashes(words: Words, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     """All shingle hashes (uint64 holding 32-bit values) and each text's offsets into them.
 
-    Word n-gram shingles, vectorised over the batch: Arrow splits and dictionary-encodes the words,
-    each distinct word is hashed once (xxh32), and n consecutive word hashes are combined by a
-    polynomial (a compiled loop). Texts with fewer than n words get no shingles (exact-only), or
-    character n-grams when cfg.short_texts == "char_ngrams".
+    Word n-gram shingles: n consecutive word hashes (XXH32, `words.hashes`) combined by a polynomial
+    (a compiled loop). Texts with fewer than n words get no shingles (exact-only), or character
+    n-grams when cfg.short_texts == "char_ngrams".
     """
     n = cfg.shingle_size
-    lengths = pc.list_value_length(words).to_numpy(zero_copy_only=False).astype(np.int64)
-    flat = pc.list_flatten(words)
-    enc = pc.dictionary_encode(flat).combine_chunks() if isinstance(flat, pa.ChunkedArray) else pc.dictionary_encode(flat)
-    uniq = np.fromiter((xxhash.xxh32_intdigest(w.encode()) for w in enc.dictionary.to_pylist()), np.uint64,
-                       len(enc.dictionary))
-    word_h = uniq[enc.indices.to_numpy(zero_copy_only=False)] if len(enc.indices) else np.zeros(0, np.uint64)
+    lengths = words.counts
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     counts = np.maximum(lengths - n + 1, 0)
     char_docs = np.flatnonzero(counts == 0) if cfg.short_texts == "char_ngrams" else np.zeros(0, np.int64)
     grams: dict[int, np.ndarray] = {}
     if len(char_docs):
-        texts = pc.binary_join(words, " ").to_pylist()
+        texts = words.text.take(pa.array(char_docs)).to_pylist()
         k = cfg.char_ngram
-        for d in char_docs:
-            t = texts[d] or ""
+        for d, t in zip(char_docs, texts):
             if len(t) >= k:
                 grams[int(d)] = np.unique(np.fromiter(
                     (xxhash.xxh32_intdigest(t[i:i + k].encode()) for i in range(len(t) - k + 1)), np.uint64))
                 counts[d] = len(grams[int(d)])
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     out = np.zeros(offsets[-1], np.uint64)
-    _word_shingles(word_h, starts, lengths, n, offsets, out)
+    _word_shingles(words.hashes, starts, lengths, n, offsets, out)
     for d, g in grams.items():
         out[offsets[d]:offsets[d + 1]] = g
     return out, offsets
@@ -130,7 +114,7 @@ def fmix32(h: np.ndarray) -> np.ndarray:
     return h
 
 
-def signatures(words: pa.Array, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+def signatures(words: Words, cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     """MinHash signatures (n_texts x num_perm, uint32) and a mask of the texts that have one.
 
     datasketch's affine32 scheme over all shingles of a batch: h' = fmix32(h), then for each

@@ -67,7 +67,6 @@ from processing.dedup import (
     band_keys,
     chain_edges,
     exact_keys,
-    normalize,
     pack_signatures,
     scope_salt,
     signatures,
@@ -75,6 +74,7 @@ from processing.dedup import (
 )
 from processing.kept_copy import OLD, PARTIAL, ROOT_INFO, mark_clusters, partial_bests, root_info
 from processing.settings import DedupConfig
+from processing.words import words
 
 log = logging.getLogger(__name__)
 WORK = RunLayout.curate_work("dedup")
@@ -87,7 +87,7 @@ MEMBER_SCHEMA = pa.schema([pa.field(S.EVENT_ID, pa.string()), pa.field(S.QUALITY
 LABEL_INFO = pa.schema([*LABELS, *MEMBER_SCHEMA.remove(0)])  # member -> root, with the member's MEMBER_SCHEMA
 
 
-NORMALIZATION_VERSION = 2  # bump when `dedup.normalize` changes: older indexes then no longer match
+NORMALIZATION_VERSION = 2  # bump when `words.words` changes: older indexes then no longer match
 
 
 def index_params(cfg: DedupConfig) -> dict:
@@ -111,7 +111,7 @@ def dedup_rows(events: pa.Table, cfg: DedupConfig) -> pa.Table:
     if events.num_rows == 0:
         return pa.schema([pa.field("part", pa.int32()), pa.field("pass", pa.int16()), *schema]).empty_table()
     text = pc.binary_join_element_wise(pc.fill_null(events[S.TITLE], ""), pc.fill_null(events[S.TEXT], ""), "\n")
-    norm = normalize(text)
+    norm = words(text)
     salt = scope_salt(events[S.USER_ID].to_pylist() if cfg.scope == "user" else None, len(norm))
     ids = events[S.EVENT_ID].combine_chunks()
     verify = SIG in schema.names

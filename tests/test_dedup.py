@@ -19,7 +19,6 @@ from processing.dedup import (
     band_keys,
     chain_edges,
     estimated_jaccard,
-    normalize,
     optimal_bands_rows,
     pack_signatures,
     s_curve,
@@ -32,6 +31,7 @@ from processing.dedup import (
 from processing.components import U, components, directed, neighbourhoods, round_bound, star_edges, star_round, unsettled
 from processing.dedup_stage import dedup_rows, DedupRowWriter, load_clusters, WORK
 from processing.settings import DedupConfig
+from processing.words import words
 from ray_jobs.config import parse_config
 
 WORDS = ("time year people way day man thing woman life child world school state family student group country "
@@ -98,7 +98,7 @@ def outcome(run_root: str) -> tuple[Counter, dict[str, str], list[int]]:
 
 def test_signatures_equal_datasketch():
     cfg = DedupConfig()
-    texts = normalize(pa.array(["The quick brown fox jumps over the lazy dog, again and again.",
+    texts = words(pa.array(["The quick brown fox jumps over the lazy dog, again and again.",
                                 "a b c d e f g h", "too short"]))
     sig, has = signatures(texts, cfg)
     hv, off = shingle_hashes(texts, cfg)
@@ -110,7 +110,7 @@ def test_signatures_equal_datasketch():
 
 
 def test_short_texts_rule():
-    texts = normalize(pa.array(["thanks for sharing this"]))
+    texts = words(pa.array(["thanks for sharing this"]))
     assert not signatures(texts, DedupConfig())[1][0]  # exact-only by default
     assert signatures(texts, DedupConfig(short_texts="char_ngrams"))[1][0]
 
@@ -175,14 +175,14 @@ def test_a_round_over_chunks_equals_the_round_in_memory():
 
 
 def shingle_jaccard(a: str, b: str, n: int = 5) -> float:
-    wa, wb = normalize(pa.array([a, b])).to_pylist()
+    wa, wb = words(pa.array([a, b])).to_pylist()
     sa, sb = ({tuple(w[i:i + n]) for i in range(len(w) - n + 1)} for w in (wa, wb))
     return len(sa & sb) / len(sa | sb)
 
 
 def shared_bands(texts: list[str], cfg: DedupConfig) -> set[int]:
     """Bands whose keys are equal for the two texts."""
-    sig, _ = signatures(normalize(pa.array(texts)), cfg)
+    sig, _ = signatures(words(pa.array(texts)), cfg)
     keys = band_keys(sig, cfg, np.zeros(2, np.uint64))
     return set(np.flatnonzero(keys[0] == keys[1]).tolist())
 
@@ -250,7 +250,7 @@ def test_candidates_below_threshold_are_not_linked():
     assert found, "no candidate pair below the threshold in 500 draws"
     base, far = found
     assert near_edges([base, far], cfg) == set()
-    keys = band_keys(signatures(normalize(pa.array([base, far])), cfg)[0], cfg, np.zeros(2, np.uint64))
+    keys = band_keys(signatures(words(pa.array([base, far])), cfg)[0], cfg, np.zeros(2, np.uint64))
     shared = keys[0] == keys[1]
     chained, _ = chain_edges(pa.array(keys[:, shared].T.reshape(-1)), pa.array(["e0", "e1"] * int(shared.sum())),
                              cap=10)
@@ -399,8 +399,8 @@ def test_incremental_against_earlier_run(tmp_path):
 
 
 def test_normalize_keeps_letters_of_every_script_and_no_empty_words():
-    words = normalize(pa.array(["Café naïve — 東京 Привет мир, ok", "Great product.", "...Great product"])).to_pylist()
-    assert words == [["café", "naïve", "東京", "привет", "мир", "ok"], ["great", "product"], ["great", "product"]]
+    got = words(pa.array(["Café naïve — 東京 Привет мир, ok", "Great product.", "...Great product"])).to_pylist()
+    assert got == [["café", "naïve", "東京", "привет", "мир", "ok"], ["great", "product"], ["great", "product"]]
 
 
 def test_clusters_of_a_run_root_from_before_the_partitioned_clusters_still_load(tmp_path):
