@@ -75,6 +75,20 @@ def test_reddit_bad_rows_become_rejects(tmp_path):
     assert [r[S.SOURCE_ROW] for r in rejects(recs)] == [1, 2, 3, 4, 5, 6]  # the blank line is no record
 
 
+def test_lines_orjson_refuses_are_read_as_json_reads_them(tmp_path):
+    """NaN, integers over 64 bits and lone surrogate escapes: json.loads accepts them, orjson does not
+    (a NaN or a number past int64 is then a bad field, not a crash)."""
+    p = tmp_path / "RC_json.jsonl"
+    p.write_bytes(ndjson([{**COM, "id": "n"}, b'{"id": "a", "author": "bob", "created_utc": 1500000000, "body": "x",'
+                          b' "score": NaN}', b'{"id": "b", "author": "bob", "created_utc": 1500000000, "body": "x",'
+                          b' "score": 123456789012345678901234567890}', b'{"id": "c", "author": "bob",'
+                          b' "created_utc": 1500000000, "body": "half \\ud83d pair"}']))
+    recs = read(p, "reddit_pushshift")
+    ev = events(recs)
+    assert [e[S.NATIVE_ID] for e in ev] == ["t1_n", "t1_c"] and ev[1][S.TEXT] == "half \ud83d pair"
+    assert [(r[S.REASON], r[S.SOURCE_ROW]) for r in rejects(recs)] == [("bad_field", 1), ("bad_field", 2)]
+
+
 def test_iter_lines_bounds_memory_on_huge_lines():
     data = b"a\n" + b"x" * 5000 + b"\nb\n" + b"y" * 3000
     out = list(iter_lines(io.BytesIO(data), max_bytes=1000))
