@@ -130,8 +130,8 @@ def _normalise(text: str) -> str:
     return _collapse(text)
 
 
-def clean_text(text: str | None, opts: CleaningOptions = CleaningOptions()) -> CleanResult:
-    """Normalise, clean, drop-if-mostly-removed, then scrub PII (see module docstring)."""
+def _clean(text: str | None, opts: CleaningOptions) -> CleanResult:
+    """Steps 1 and 2 (normalise, clean, drop-if-mostly-removed): no PII scrubbed yet."""
     base = _normalise(text) if text else ""
     if not base:
         return CleanResult("", 0.0, False, {})
@@ -155,10 +155,18 @@ def clean_text(text: str | None, opts: CleaningOptions = CleaningOptions()) -> C
     frac = max(0.0, 1.0 - len(t) / len(base))
     if frac > opts.max_removed_fraction:
         return CleanResult("", frac, True, {})
-    counts: dict[str, int] = {}
-    if opts.scrub_pii and t:
-        t, counts = scrub_pii(t, opts.pii_kinds, opts.region_hint)
-    return CleanResult(t, frac, False, counts)
+    return CleanResult(t, frac, False, {})
+
+
+def _scrubbed(r: CleanResult, opts: CleaningOptions) -> CleanResult:
+    text, counts = scrub_pii(r.text, opts.pii_kinds, opts.region_hint)
+    return CleanResult(text, r.removed_fraction, False, counts)
+
+
+def clean_text(text: str | None, opts: CleaningOptions = CleaningOptions()) -> CleanResult:
+    """Normalise, clean, drop-if-mostly-removed, then scrub PII (see module docstring)."""
+    r = _clean(text, opts)
+    return _scrubbed(r, opts) if opts.scrub_pii and r.text else r
 
 
 def clean_column(texts: pa.Array | pa.ChunkedArray | list[str | None],
@@ -166,9 +174,14 @@ def clean_column(texts: pa.Array | pa.ChunkedArray | list[str | None],
                  ) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
     """Vectorised over a column: returns (text: string, removed_fraction: float32, dropped: bool,
     pii_total: int32). Null inputs stay null in ``text`` (0.0 / False / 0 elsewhere). Placeholders
-    per kind are added to ``pii_counts`` when given."""
+    per kind are added to ``pii_counts`` when given. Only the texts :func:`pii.may_contain` flags (one
+    RE2 pass over the column) go through the PII detectors: clean_text's result for every text."""
     values = texts.to_pylist() if isinstance(texts, (pa.Array, pa.ChunkedArray)) else texts
-    rows = [None if v is None else clean_text(v, opts) for v in values]
+    rows = [None if v is None else _clean(v, opts) for v in values]
+    if opts.scrub_pii:
+        flagged = pii.may_contain(pa.array([r.text if r else None for r in rows], pa.string()))
+        for i in flagged:
+            rows[i] = _scrubbed(rows[i], opts)
     if pii_counts is not None:
         for r in rows:
             for kind, n in (r.pii_counts.items() if r else ()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from processing import pii
+from processing.cleaning import CleaningOptions
 from processing.pii import Span, resolve, scrub
 
 
@@ -210,3 +211,47 @@ def test_curate_counts_per_type():
                             pii_counts=counts)
     assert counts == {"ssn": 1, "iban": 1, "phone": 1}
     assert kept[S.PII_COUNT][0].as_py() == 3 and kept[S.TITLE][0].as_py() == "Call [PHONE]"
+
+
+def test_texts_without_a_trigger_have_no_pii():
+    """pii.may_contain's gate: every generated PII sample (each type and locale) and each found value on
+    its own are flagged; clean_column (which scrubs only the flagged texts) equals clean_text on each."""
+    import numpy as np
+    import pyarrow as pa
+
+    from bench.pii_set import generate
+    from processing.cleaning import clean_column, clean_text
+
+    texts = [s.text for s in generate(8, seed=3)]
+    texts += [t[s.start:s.end] for t in texts[:] for s in pii.detect(t)]
+    found = np.array([bool(pii.detect(t)) for t in texts])
+    flagged = np.zeros(len(texts), bool)
+    flagged[pii.may_contain(pa.array(texts))] = True
+    assert found.sum() > 900 and not (found & ~flagged).any()
+    plain = ["A quiet walk in the park, then home.", "along the rue de Rivoli", "no digits here at all", None, ""]
+    mixed = texts[:300] + plain
+    col = clean_column(pa.array(mixed))
+    want = [None if t is None else clean_text(t) for t in mixed]
+    assert col[0].to_pylist() == [w and w.text for w in want]
+    assert col[3].to_pylist() == [sum(w.pii_counts.values()) if w else 0 for w in want]
+    assert pii.may_contain(pa.array(plain)).tolist() == [1]
+
+
+def test_every_real_post_with_pii_is_flagged(shared_data):
+    import numpy as np
+    import pyarrow as pa
+
+    from processing.cleaning import clean_text
+    from processing.readers import read_file
+    from processing.readers.base import Event, ReadContext
+
+    texts = []
+    for pattern, fmt in (("reddit_pushshift/*.zst", "reddit_pushshift"), ("blog_authorship/*.xml", "blogger_xml"),
+                         ("amazon_reviews_2018/*.json", "amazon_2018"), ("twitter_sentiment140/*.csv", "sentiment140")):
+        for path in sorted(shared_data.glob(pattern)):
+            texts += [clean_text(r.get("text"), CleaningOptions(scrub_pii=False)).text
+                      for r in read_file(str(path), fmt, ReadContext(str(path), "t")) if isinstance(r, Event)]
+    found = np.array([bool(pii.detect(t)) for t in texts])
+    flagged = np.zeros(len(texts), bool)
+    flagged[pii.may_contain(pa.array(texts))] = True
+    assert len(texts) > 4000 and found.sum() > 50 and not (found & ~flagged).any()
