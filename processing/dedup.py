@@ -154,8 +154,9 @@ def band_keys(sig: np.ndarray, cfg: DedupConfig, salt: np.ndarray) -> np.ndarray
     return keys
 
 
-def pack_signatures(sig: np.ndarray, bits: int) -> pa.FixedSizeBinaryArray:
-    """b-bit signatures (n x num_perm*bits/8 bytes) the index rows carry for verification.
+def pack_signatures(sig: np.ndarray, bits: int, rows: np.ndarray | None = None) -> pa.FixedSizeBinaryArray:
+    """b-bit signatures (n x num_perm*bits/8 bytes) the index rows carry for verification; with `rows`,
+    the packed signature of row rows[i] at i (null where rows[i] < 0), gathered in one copy.
 
     Each 32-bit value is mixed (fmix32, a bijection: equal values stay equal) and its low `bits` kept,
     so two unequal values collide with probability 2^-bits (corrected for in `estimated_jaccard`).
@@ -168,7 +169,13 @@ def pack_signatures(sig: np.ndarray, bits: int) -> pa.FixedSizeBinaryArray:
     else:
         packed = np.ascontiguousarray((v & np.uint32((1 << bits) - 1)).astype(f"<u{bits // 8}")).view(np.uint8)
     width = packed.shape[1] if packed.ndim == 2 else 0
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(sig), [None, pa.py_buffer(packed.tobytes())])
+    if rows is None:
+        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(sig), [None, pa.py_buffer(packed.tobytes())])
+    valid = rows >= 0
+    data = np.take(packed, np.where(valid, rows, 0), axis=0) if len(packed) else np.zeros((len(rows), width), np.uint8)
+    nulls = int(len(rows) - valid.sum())
+    validity = pa.array(valid).buffers()[1] if nulls else None
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(rows), [validity, pa.py_buffer(data)], nulls)
 
 
 def unpack_signatures(arr: pa.Array | pa.ChunkedArray, num_perm: int, bits: int) -> np.ndarray:

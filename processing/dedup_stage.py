@@ -102,43 +102,54 @@ def row_schema(cfg: DedupConfig) -> pa.Schema:
     return S.DEDUP_ROW_SCHEMA
 
 
+def group_order(part: np.ndarray, passes: np.ndarray) -> np.ndarray:
+    """The stable order of rows by (part, pass): numpy's radix sort on one 16-bit key when both fit."""
+    span = int(passes.max()) + 2 if len(passes) else 1  # passes run from -1
+    if len(part) and (int(part.max()) + 1) * span <= 1 << 16:
+        return np.argsort(part.astype(np.uint16) * np.uint16(span) + (passes + 1).astype(np.uint16), kind="stable")
+    return np.lexsort((passes, part))
+
+
 def dedup_rows(events: pa.Table, cfg: DedupConfig) -> pa.Table:
     """Band rows of a batch of events: one exact row (band -1) and one row per LSH band for texts
     long enough to shingle, with a `part` column (key mod num_partitions) and a `pass` column (band //
-    bands_per_pass; -1 for exact rows) for the writer. With verify, the band rows carry their text's
-    b-bit signature (`sig`; null on exact rows)."""
+    bands_per_pass; -1 for exact rows) for the writer, sorted by (part, pass). With verify, the band
+    rows carry their text's b-bit signature (`sig`; null on exact rows)."""
     schema = row_schema(cfg)
     if events.num_rows == 0:
         return pa.schema([pa.field("part", pa.int32()), pa.field("pass", pa.int16()), *schema]).empty_table()
     text = pc.binary_join_element_wise(pc.fill_null(events[S.TITLE], ""), pc.fill_null(events[S.TEXT], ""), "\n")
     norm = words(text)
     salt = scope_salt(events[S.USER_ID].to_pylist() if cfg.scope == "user" else None, len(norm))
-    ids = events[S.EVENT_ID].combine_chunks()
     verify = SIG in schema.names
-    cols: list[tuple[np.ndarray, np.ndarray, pa.Array, pa.Array | None]] = []
+    bands, keys, event_of, sig_of = [], [], [], []  # per row: band, key, event index, signature index (-1: none)
     if cfg.exact:
         ek = exact_keys(norm, salt)
         nz = np.flatnonzero(ek)
-        cols.append((np.full(len(nz), -1, np.int16), ek[nz], ids.take(pa.array(nz)),
-                     pa.nulls(len(nz), schema.field(SIG).type) if verify else None))
+        bands.append(np.full(len(nz), -1, np.int16))
+        keys.append(ek[nz])
+        event_of.append(nz)
+        sig_of.append(np.full(len(nz), -1, np.int64))
+    sig = None
     if cfg.near:
         sig, has = signatures(norm, cfg)
         idx = np.flatnonzero(has)
-        if len(idx):
-            bk = band_keys(sig[idx], cfg, salt[idx])  # (n, bands)
-            n = len(idx)
-            rep = pa.array(np.repeat(np.arange(n), cfg.bands))
-            cols.append((np.tile(np.arange(cfg.bands, dtype=np.int16), n), bk.reshape(-1),
-                         ids.take(pa.array(idx)).take(rep),
-                         pack_signatures(sig[idx], cfg.signature_bits).take(rep) if verify else None))
-    bands = np.concatenate([c[0] for c in cols]) if cols else np.zeros(0, np.int16)
-    keys = np.concatenate([c[1] for c in cols]) if cols else np.zeros(0, np.uint64)
-    eids = pa.concat_arrays([c[2] for c in cols]) if cols else pa.array([], pa.string())
-    part = (keys % np.uint64(cfg.num_partitions)).astype(np.int32)
-    passes = np.where(bands >= 0, bands // cfg.bands_per_pass, -1).astype(np.int16)
-    out = {"part": part, "pass": passes, S.BAND: bands, S.KEY: keys, S.EVENT_ID: eids}
+        sig = sig[idx]
+        bands.append(np.tile(np.arange(cfg.bands, dtype=np.int16), len(idx)))
+        keys.append(band_keys(sig, cfg, salt[idx]).reshape(-1))  # (n, bands), row-major
+        event_of.append(np.repeat(idx, cfg.bands))
+        sig_of.append(np.repeat(np.arange(len(idx)), cfg.bands))
+    band = np.concatenate(bands) if bands else np.zeros(0, np.int16)
+    key = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
+    part = (key % np.uint64(cfg.num_partitions)).astype(np.int32)
+    passes = np.where(band >= 0, band // cfg.bands_per_pass, -1).astype(np.int16)
+    order = group_order(part, passes)  # stable: a batch's rows of one (part, pass) stay in event order
+    out = {"part": part[order], "pass": passes[order], S.BAND: band[order], S.KEY: key[order],
+           S.EVENT_ID: events[S.EVENT_ID].take(pa.array(np.concatenate(event_of)[order] if event_of else [], pa.int64()))}
     if verify:
-        out[SIG] = pa.concat_arrays([c[3] for c in cols]) if cols else pa.array([], schema.field(SIG).type)
+        rows = np.concatenate(sig_of)[order] if sig_of else np.zeros(0, np.int64)
+        out[SIG] = pack_signatures(sig if sig is not None else np.zeros((0, cfg.num_perm), np.uint32),
+                                   cfg.signature_bits, rows)
     return pa.table(out)
 
 
@@ -198,8 +209,9 @@ class DedupRowWriter:
             return
         parts = rows["part"].to_numpy()
         passes = rows["pass"].to_numpy() if "pass" in rows.column_names else np.zeros(len(parts), np.int16)
-        order = np.lexsort((passes, parts))  # by partition, then pass; stable
-        rows, parts, passes = rows.take(pa.array(order)), parts[order], passes[order]
+        if len(parts) and (np.diff(parts.astype(np.int64) * (1 << 16) + passes) < 0).any():  # dedup_rows' are sorted
+            order = group_order(parts, passes)
+            rows, parts, passes = rows.take(pa.array(order)), parts[order], passes[order]
         bounds = np.flatnonzero((np.diff(parts) != 0) | (np.diff(passes) != 0)) + 1
         for lo, hi in zip(np.concatenate([[0], bounds]), np.concatenate([bounds, [len(parts)]])):
             p = int(parts[lo])
