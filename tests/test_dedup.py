@@ -29,7 +29,7 @@ from processing.dedup import (
     verified_edges,
 )
 from processing.components import U, components, directed, neighbourhoods, round_bound, star_edges, star_round, unsettled
-from processing.dedup_stage import dedup_rows, DedupRowWriter, load_clusters, WORK
+from processing.dedup_stage import dedup_rows, DedupRowWriter, group_order, load_clusters, WORK
 from processing.settings import DedupConfig
 from processing.words import words
 from ray_jobs.config import parse_config
@@ -411,3 +411,16 @@ def test_clusters_of_a_run_root_from_before_the_partitioned_clusters_still_load(
     root.write_parquet(f"{WORK}/amazon/clusters.parquet", old)
     assert load_clusters(root, "amazon").to_pylist() == old.sort_by([(S.EVENT_ID, "ascending")]).to_pylist()
     assert load_clusters(root, "reddit").num_rows == 0
+
+
+def test_group_order_is_the_stable_order_by_partition_then_pass():
+    rng = np.random.default_rng(0)
+    for n_parts in (8, 5000):  # one 16-bit radix key; past 16 bits, lexsort
+        part = rng.integers(0, n_parts, 20000).astype(np.int32)
+        passes = rng.integers(-1, 5, 20000).astype(np.int16)
+        assert np.array_equal(group_order(part, passes), np.lexsort((passes, part)))
+    rows = dedup_rows(pa.table({S.EVENT_ID: ["a", "b"], S.USER_ID: ["u", "v"], S.TITLE: [None, "t"],
+                                S.TEXT: ["one two three four five six seven", "one two three four five six eight"]}),
+                      DedupConfig(num_partitions=3))
+    key = rows["part"].to_numpy().astype(np.int64) * 100 + rows["pass"].to_numpy()
+    assert rows.num_rows == 2 + 2 * 30 and (np.diff(key) >= 0).all()
