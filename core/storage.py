@@ -252,11 +252,13 @@ class ParquetShardWriter:
     ROW_GROUP_ROWS = 64 * 1024
 
     def __init__(self, root: RunRoot, rel: str, schema: pa.Schema, use_dictionary: bool | list[str] = True,
-                 max_row_groups: int = 64):
+                 max_row_groups: int = 64, compression: str | dict[str, str] = PARQUET_COMPRESSION):
         """`use_dictionary`: the columns worth dictionary-encoding (Parquet tries every column by default,
-        hashing every value of a column of distinct values before it gives up)."""
+        hashing every value of a column of distinct values before it gives up); `compression`: one codec, or
+        one per column."""
         self.root, self.rel, self.schema, self.rows = root, rel, schema, 0
         self._use_dictionary, self._max_groups, self._part, self._groups = use_dictionary, max_row_groups, 0, 0
+        self._compression = compression
         self._open()
 
     def _open(self) -> None:
@@ -264,7 +266,7 @@ class ParquetShardWriter:
 
         fd, self._tmp = tempfile.mkstemp(suffix=".parquet", prefix="shard-")
         os.close(fd)
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=PARQUET_COMPRESSION,
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression=self._compression,
                                         use_dictionary=self._use_dictionary)
 
     def _finish(self) -> None:

@@ -30,3 +30,16 @@ def test_an_aborted_writer_leaves_no_file(tmp_path):
     w.write(pa.table({"i": [1, 2]}))
     w.abort()
     assert root.list("out") == []
+
+
+def test_a_codec_per_column(tmp_path):
+    import pyarrow.parquet as pq
+
+    root = RunRoot(str(tmp_path))
+    schema = pa.schema([pa.field("i", pa.int64()), pa.field("b", pa.binary(4))])
+    w = ParquetShardWriter(root, "c.parquet", schema, compression={"i": "zstd", "b": "lz4"})
+    w.write(pa.table({"i": [1, 2], "b": pa.array([b"abcd", b"efgh"], pa.binary(4))}))
+    w.close()
+    meta = pq.ParquetFile(root.path("c.parquet")).metadata.row_group(0)
+    assert [meta.column(k).compression for k in range(2)] == ["ZSTD", "LZ4"]
+    assert root.read_parquet("c.parquet")["b"].to_pylist() == [b"abcd", b"efgh"]
