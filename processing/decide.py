@@ -122,7 +122,7 @@ def top_count(counts: dict[int, int], fraction: float) -> int:
 def _bucket_keys(root, platform: str, bucket: int) -> pa.Table:
     """Step 1's key columns of one user bucket, less the duplicates dedup dropped."""
     keys = root.read_parquet(f"{STAGE1}/{platform}/b={bucket:04d}", columns=KEY_COLUMNS, schema=S.EVENT_SCHEMA)
-    clusters = load_clusters(root, platform, pc.field(S.EVENT_ID).isin(keys[S.EVENT_ID].combine_chunks()))
+    clusters = load_clusters(root, platform, keys[S.EVENT_ID])
     return keys.filter(pc.invert(pc.is_in(keys[S.EVENT_ID], clusters.filter(pc.is_valid(clusters[S.REASON]))[S.EVENT_ID])))
 
 
@@ -145,15 +145,13 @@ def users_step(task: dict, cfg: CurateConfig, layout: RunLayout) -> dict:
     keys = _bucket_keys(root, platform, bucket)
     source = f"b{bucket:04d}"
     if platform == S.TWITTER:
-        profiles = root.read_parquet(f"{PROFILES}/{platform}", schema=S.PROFILE_SCHEMA,
-                                     filters=pc.field(S.USER_ID).isin(pc.unique(keys[S.USER_ID])))
+        profiles = root.read_where(f"{PROFILES}/{platform}", S.PROFILE_SCHEMA, S.USER_ID, pc.unique(keys[S.USER_ID]))
         _, drops = twitter_user_rules(keys, profiles, cfg)
     elif platform == S.REDDIT and cfg.reddit.comments_need_kept_submission:
         subs, comments, drops = reddit_user_rules(keys, cfg)
         exchange.write_hashed(root, _x(platform, "links"), comments.select(LINKS.names).cast(LINKS), S.PARENT_ID, n, source)
-        parents = root.read_parquet(f"{STAGE1}/{platform}/b={bucket:04d}", columns=PARENT_SCHEMA.names,
-                                    filters=pc.field(S.EVENT_ID).isin(subs[S.EVENT_ID].combine_chunks()),
-                                    schema=S.EVENT_SCHEMA)
+        parents = root.read_where(f"{STAGE1}/{platform}/b={bucket:04d}", S.EVENT_SCHEMA, S.EVENT_ID, subs[S.EVENT_ID],
+                                  columns=PARENT_SCHEMA.names)
         parents = parents.set_column(2, S.TEXT, pc.utf8_slice_codeunits(pc.fill_null(parents[S.TEXT], ""), 0,
                                                                          PARENT_TEXT_CHARS)).cast(PARENT_SCHEMA)
         exchange.write_hashed(root, _x(platform, "submissions"), parents, S.NATIVE_ID, n, source)
@@ -193,8 +191,8 @@ def amazon_items_step(task: dict, cfg: CurateConfig, layout: RunLayout) -> dict:
     edges = exchange.read(root, _x(S.AMAZON, "edges"), part, EDGES)
     drops = []
     if cfg.amazon.require_item_title:
-        items = root.read_parquet(f"{ITEMS}/{S.AMAZON}", columns=[S.ITEM_ID, S.TITLE], schema=S.ITEM_SCHEMA,
-                                  filters=pc.field(S.ITEM_ID).isin(pc.unique(edges[S.PARENT_ID])))
+        items = root.read_where(f"{ITEMS}/{S.AMAZON}", S.ITEM_SCHEMA, S.ITEM_ID, pc.unique(edges[S.PARENT_ID]),
+                                columns=[S.ITEM_ID, S.TITLE])
         titled = items.filter(pc.greater(pc.utf8_length(pc.fill_null(items[S.TITLE], "")), 0))[S.ITEM_ID]
         edges, untitled = _split(edges, pc.invert(pc.is_in(edges[S.PARENT_ID], titled)))
         drops.append(_drop("item_no_title", untitled[S.EVENT_ID]))
@@ -263,8 +261,7 @@ def kcore_users_step(task: dict, cfg: CurateConfig, layout: RunLayout) -> dict:
 
 def _item_context(root, items_wanted: pa.Array) -> pa.Table:
     """Item metadata (title, scrubbed metadata) of the kept items, the first record of each item."""
-    items = root.read_parquet(f"{ITEMS}/{S.AMAZON}", schema=S.ITEM_SCHEMA,
-                              filters=pc.field(S.ITEM_ID).isin(items_wanted))
+    items = root.read_where(f"{ITEMS}/{S.AMAZON}", S.ITEM_SCHEMA, S.ITEM_ID, items_wanted)
     items = items.sort_by([(S.ITEM_ID, "ascending"), (S.SOURCE_URI, "ascending"), (S.SOURCE_ROW, "ascending")])
     if items.num_rows:
         first = pc.not_equal(items[S.ITEM_ID][1:], items[S.ITEM_ID][:-1]).combine_chunks()

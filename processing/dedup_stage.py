@@ -435,11 +435,12 @@ def _partitioned_rounds(platforms: list[str], cfg: DedupConfig, layout: RunLayou
     return {p: k_ + 1 for p, k_ in final.items()}
 
 
-def load_clusters(root: RunRoot, platform: str, filters: pc.Expression | None = None) -> pa.Table:
-    """The events of the platform's duplicate clusters (kept copies with reason null; those `filters`
-    keeps, read row group by row group), by event id."""
+def load_clusters(root: RunRoot, platform: str, ids: pa.Array | pa.ChunkedArray | None = None) -> pa.Table:
+    """The events of the platform's duplicate clusters (kept copies with reason null; with `ids`, only
+    those events, read in batches), by event id."""
     rel = f"{WORK}/{platform}/clusters"
     if not root.exists(rel) and root.exists(f"{rel}.parquet"):  # a run root from before the partitioned clusters
         rel += ".parquet"
-    clusters = root.read_parquet(rel, schema=S.CLUSTER_SCHEMA, filters=filters)
+    clusters = root.read_parquet(rel, schema=S.CLUSTER_SCHEMA) if ids is None else \
+        root.read_where(rel, S.CLUSTER_SCHEMA, S.EVENT_ID, ids)
     return clusters.sort_by([(S.EVENT_ID, "ascending")])

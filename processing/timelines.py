@@ -84,14 +84,13 @@ def timeline(task: dict, cfg: CurateConfig, layout: RunLayout) -> dict:
     root = layout.root
     platform, bucket = task["platform"], task["bucket"]
     events = root.read_parquet(f"{STAGE1}/{platform}/b={bucket:04d}", schema=S.EVENT_SCHEMA)
-    # Every platform-wide table is read filtered to this bucket's rows (the filter applies per row group
-    # as the file is scanned), so the task's memory follows its bucket, not the corpus.
-    mine = pc.field(S.EVENT_ID).isin(events[S.EVENT_ID].combine_chunks())
+    # Every platform-wide table is read filtered to this bucket's rows (batch by batch as the files are
+    # read), so the task's memory follows its bucket, not the corpus.
+    mine = events[S.EVENT_ID].combine_chunks()
     clusters = load_clusters(root, platform, mine)
     dups = clusters.filter(pc.is_valid(clusters[S.REASON]))
     decisions = pa.concat_tables([dups.select([S.EVENT_ID, S.REASON]),
-                                  root.read_parquet(f"{DECISIONS}/{platform}", filters=mine,
-                                                    schema=DECISION_SCHEMA)])
+                                  root.read_where(f"{DECISIONS}/{platform}", DECISION_SCHEMA, S.EVENT_ID, mine)])
     dropped_mask = pc.is_in(events[S.EVENT_ID], decisions[S.EVENT_ID])
     dropped = events.filter(dropped_mask)
     reason_of = dict(zip(decisions[S.EVENT_ID].to_pylist(), decisions[S.REASON].to_pylist()))
@@ -110,13 +109,11 @@ def timeline(task: dict, cfg: CurateConfig, layout: RunLayout) -> dict:
                            pa.array([cluster_of.get(e, (e, 1))[0] for e in ids], pa.string()))
     kept = kept.set_column(kept.schema.get_field_index(S.DUP_CLUSTER_SIZE), S.DUP_CLUSTER_SIZE,
                            pa.array([cluster_of.get(e, (e, 1))[1] for e in ids], pa.int32()))
-    parents = pc.field(S.NATIVE_ID).isin(pc.unique(kept[S.PARENT_ID]).drop_null())
-    kept = _with_context(kept, root.read_parquet(f"{PARENTS}/{platform}", filters=parents,
-                                                 schema=PARENT_SCHEMA))
+    parents = pc.unique(kept[S.PARENT_ID]).drop_null()
+    kept = _with_context(kept, root.read_where(f"{PARENTS}/{platform}", PARENT_SCHEMA, S.NATIVE_ID, parents))
     kept = kept.select(S.EVENT_SCHEMA.names).cast(S.EVENT_SCHEMA)
     kept = kept.sort_by([(S.USER_ID, "ascending"), (S.TS, "ascending"), (S.EVENT_ID, "ascending")])
-    profiles = root.read_parquet(f"{PROFILES}/{platform}", schema=S.PROFILE_SCHEMA,
-                                 filters=pc.field(S.USER_ID).isin(pc.unique(kept[S.USER_ID])))
+    profiles = root.read_where(f"{PROFILES}/{platform}", S.PROFILE_SCHEMA, S.USER_ID, pc.unique(kept[S.USER_ID]))
     profiles = _scrub_profiles(profiles.sort_by([(S.SOURCE_URI, "ascending"), (S.SOURCE_ROW, "ascending")]))
     users = build_users(kept, profiles, platform)
     name = f"{platform}/part-{bucket:04d}"

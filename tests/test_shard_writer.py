@@ -43,3 +43,18 @@ def test_a_codec_per_column(tmp_path):
     meta = pq.ParquetFile(root.path("c.parquet")).metadata.row_group(0)
     assert [meta.column(k).compression for k in range(2)] == ["ZSTD", "LZ4"]
     assert root.read_parquet("c.parquet")["b"].to_pylist() == [b"abcd", b"efgh"]
+
+
+def test_read_where_equals_a_dataset_isin_filter(tmp_path):
+    import pyarrow.compute as pc
+
+    root = RunRoot(str(tmp_path))
+    schema = pa.schema([pa.field("id", pa.string()), pa.field("v", pa.int64())])
+    for k in range(3):
+        root.write_parquet(f"t/{k}.parquet", pa.table({"id": [f"e{i}" if i % 7 else None for i in range(k * 50, k * 50 + 60)],
+                                                      "v": list(range(60))}, schema=schema))
+    for values in (pa.array(["e3", "e120", "e55", "e56", "nope"]), pa.array(["e1", None]), pa.array([], pa.string())):
+        want = root.read_parquet("t", schema=schema, filters=pc.field("id").isin(values))
+        assert root.read_where("t", schema, "id", values, batch_rows=16).equals(want)
+        assert root.read_where("t", schema, "id", pa.chunked_array([values]), columns=["v"]).equals(want.select(["v"]))
+    assert root.read_where("missing", schema, "id", pa.array(["e1"])).num_rows == 0
