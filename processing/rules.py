@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from core import schema as S
 from processing.settings import CurateConfig
+from processing.words import word_counts
 
 Rule = tuple[str, Callable[[pa.Table], pa.Array]]
 
@@ -42,7 +43,19 @@ def _chars(t: pa.Table, *, with_title: bool = False):
 
 
 def _words(t: pa.Table):
-    return pc.list_value_length(pc.utf8_split_whitespace(pc.fill_null(_col(t, S.TEXT), "")))
+    """Words of the text: its runs of non-whitespace (compiled, no lists built)."""
+    return pa.array(word_counts(_col(t, S.TEXT)))
+
+
+def _once(fn: Callable[[pa.Table], pa.Array]) -> Callable[[pa.Table], pa.Array]:
+    """fn computed once per table object (apply_rules passes every rule the same table)."""
+    last: list = [None, None]
+
+    def cached(t: pa.Table) -> pa.Array:
+        if last[0] is not t:
+            last[:] = [t, fn(t)]
+        return last[1]
+    return cached
 
 
 def _phrase_regex(phrases: tuple[str, ...]) -> str:
@@ -79,9 +92,10 @@ def text_rules(platform: str, cfg: CurateConfig) -> list[Rule]:
     """Rules on cleaned text: removed content, emptiness, bare questions and ads, then lengths.
 
     The specific reasons come before too_short, so a short ad is counted as an ad."""
+    chars = _once(lambda t: _chars(t, with_title=True))
     common: list[Rule] = [
-        ("removed_content", lambda t: _fill(pc.and_(_col(t, S.REMOVED), pc.less(_chars(t, with_title=True), _min_chars(t, platform, cfg))))),
-        ("empty_text", lambda t: pc.equal(_chars(t, with_title=True), 0)),
+        ("removed_content", lambda t: _fill(pc.and_(_col(t, S.REMOVED), pc.less(chars(t), _min_chars(t, platform, cfg))))),
+        ("empty_text", lambda t: pc.equal(chars(t), 0)),
     ]
     if platform == S.REDDIT:
         r = cfg.reddit
@@ -89,7 +103,7 @@ def text_rules(platform: str, cfg: CurateConfig) -> list[Rule]:
             ("bare_question", lambda t: _fill(pc.and_(_kind(t, S.SUBMISSION), pc.and_(
                 pc.less(_words(t), r.bare_question_max_words),
                 pc.ends_with(pc.utf8_trim_whitespace(pc.fill_null(_col(t, S.TEXT), "")), "?"))))),
-            ("too_short", lambda t: pc.less(_chars(t, with_title=True), _min_chars(t, platform, cfg))),
+            ("too_short", lambda t: pc.less(chars(t), _min_chars(t, platform, cfg))),
         ]
     if platform == S.TWITTER:
         ads = _phrase_regex(cfg.twitter.ad_phrases)

@@ -52,6 +52,36 @@ def word_chars() -> np.ndarray:
     return table
 
 
+@lru_cache(maxsize=1)
+def space_chars() -> np.ndarray:
+    """uint8 table over all code points: 1 where Arrow's utf8_split_whitespace splits "a<c>b" (all
+    in the BMP: a test checks every code point)."""
+    cps = np.arange(0x10000, dtype=np.uint32)
+    cps = cps[(cps < 0xD800) | (cps >= 0xE000)]
+    data = "".join(f"a{c}b" for c in cps.astype("<u4").tobytes().decode("utf-32-le")).encode("utf-8")
+    sizes = 3 + (cps >= 0x80) + (cps >= 0x800)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+    probes = pa.StringArray.from_buffers(len(cps), pa.py_buffer(offsets), pa.py_buffer(data))
+    table = np.zeros(0x110000, np.uint8)
+    table[cps] = pc.list_value_length(pc.utf8_split_whitespace(probes)).to_numpy(zero_copy_only=False) == 2
+    return table
+
+
+def word_counts(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Each text's runs of non-whitespace (Arrow's Unicode whitespace; null: 0), without building lists:
+    the non-empty pieces of utf8_split_whitespace."""
+    arr = pc.fill_null(texts, "").cast(pa.large_string())
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if len(arr) == 0:
+        return np.zeros(0, np.int64)
+    _, offsets, data = arr.buffers()
+    offsets = np.frombuffer(offsets, np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    out = np.empty(len(arr), np.int64)
+    _word_runs(data, offsets, space_chars(), out)
+    return out
+
+
 def words(texts: pa.Array | pa.ChunkedArray) -> Words:
     """The words of each text (null: none)."""
     low = pc.utf8_lower(pc.fill_null(texts, "")).cast(pa.large_string())
@@ -117,6 +147,34 @@ def _xxh32(d: np.ndarray, p: int, end: int) -> np.uint64:
     return h
 
 
+@numba.njit(inline="always")
+def _code_point(d: np.ndarray, p: int) -> tuple[int, int]:
+    """The code point at byte p of valid UTF-8, and its size in bytes."""
+    b = d[p]
+    if b < 0x80:
+        return np.int64(b), 1
+    if b < 0xE0:
+        return (np.int64(b & 0x1F) << 6) | np.int64(d[p + 1] & 0x3F), 2
+    if b < 0xF0:
+        return (np.int64(b & 0x0F) << 12) | (np.int64(d[p + 1] & 0x3F) << 6) | np.int64(d[p + 2] & 0x3F), 3
+    return ((np.int64(b & 0x07) << 18) | (np.int64(d[p + 1] & 0x3F) << 12) | (np.int64(d[p + 2] & 0x3F) << 6)
+            | np.int64(d[p + 3] & 0x3F)), 4
+
+
+@numba.njit(cache=True, nogil=True)
+def _word_runs(d: np.ndarray, offsets: np.ndarray, is_space: np.ndarray, out: np.ndarray) -> None:
+    for t in range(len(out)):
+        p, end, runs, prev = offsets[t], offsets[t + 1], 0, True
+        while p < end:
+            cp, size = _code_point(d, p)
+            space = is_space[cp] != 0
+            if prev and not space:
+                runs += 1
+            prev = space
+            p += size
+        out[t] = runs
+
+
 @numba.njit(cache=True, nogil=True)
 def _split(d: np.ndarray, offsets: np.ndarray, is_word: np.ndarray, out: np.ndarray, out_offsets: np.ndarray,
            counts: np.ndarray, hashes: np.ndarray) -> int:
@@ -130,16 +188,7 @@ def _split(d: np.ndarray, offsets: np.ndarray, is_word: np.ndarray, out: np.ndar
         c = 0
         start = -1  # start in `out` of the current word
         while p < end:
-            b = d[p]
-            if b < 0x80:
-                cp, size = np.int64(b), 1
-            elif b < 0xE0:
-                cp, size = (np.int64(b & 0x1F) << 6) | np.int64(d[p + 1] & 0x3F), 2
-            elif b < 0xF0:
-                cp, size = (np.int64(b & 0x0F) << 12) | (np.int64(d[p + 1] & 0x3F) << 6) | np.int64(d[p + 2] & 0x3F), 3
-            else:
-                cp, size = ((np.int64(b & 0x07) << 18) | (np.int64(d[p + 1] & 0x3F) << 12)
-                            | (np.int64(d[p + 2] & 0x3F) << 6) | np.int64(d[p + 3] & 0x3F)), 4
+            cp, size = _code_point(d, p)
             if is_word[cp]:
                 if start < 0:
                     if o > first:

@@ -1,6 +1,6 @@
 """The compiled word split equals Arrow's lower + regex replace + whitespace split (the definition it
 replaced) on every real post of the shared samples and on random text over many scripts, and its word
-hashes equal the xxhash package's XXH32."""
+hashes equal the xxhash package's XXH32; the compiled word count equals the non-empty pieces of Arrow's whitespace split."""
 from __future__ import annotations
 
 import random
@@ -12,7 +12,7 @@ import xxhash
 
 from processing.readers import read_file
 from processing.readers.base import Event, ReadContext
-from processing.words import words
+from processing.words import space_chars, word_counts, words
 
 SOURCES = (("reddit_pushshift/*.zst", "reddit_pushshift"), ("twitter_sentiment140/*.csv", "sentiment140"),
            ("blog_authorship/*.xml", "blogger_xml"), ("amazon_reviews_2018/*.json", "amazon_2018"))
@@ -25,6 +25,8 @@ def arrow_words(texts: pa.Array) -> list[list[str]]:
 
 
 def check(texts: pa.Array) -> int:
+    pieces = pc.utf8_split_whitespace(pc.fill_null(texts, "")).to_pylist()
+    assert word_counts(texts).tolist() == [sum(1 for w in ws if w) for ws in pieces]
     got = words(texts)
     want = arrow_words(texts)
     assert got.to_pylist() == want
@@ -58,3 +60,10 @@ def test_words_of_random_text_in_many_scripts_equal_arrows():
     chunked = pa.chunked_array([arr.slice(0, 100), arr.slice(100, 200)])
     assert words(chunked).to_pylist() == arrow_words(arr.slice(0, 300))
     assert len(words(pa.array([], pa.string()))) == 0
+
+
+def test_the_whitespace_table_is_arrows_over_every_code_point():
+    cps = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    probes = pa.array([f"a{chr(c)}b" for c in cps])
+    split = pc.list_value_length(pc.utf8_split_whitespace(probes)).to_numpy(zero_copy_only=False) == 2
+    assert np.array_equal(space_chars()[cps].astype(bool), split) and split.sum() > 20
