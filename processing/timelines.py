@@ -18,6 +18,7 @@ from processing.dedup_stage import load_clusters
 from processing.settings import CurateConfig
 
 log = logging.getLogger(__name__)
+_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)  # json.dumps would build one a call
 
 
 def _with_context(events: pa.Table, parents: pa.Table) -> pa.Table:
@@ -37,8 +38,7 @@ def _with_context(events: pa.Table, parents: pa.Table) -> pa.Table:
             c.update(item_title=title, item=json.loads(meta) if meta else {})
         else:
             c.update(parent_title=title, parent_text=text)
-        contexts.append(json.dumps({k: v for k, v in c.items() if v not in (None, "", {})}, sort_keys=True,
-                                   ensure_ascii=False))
+        contexts.append(_JSON.encode({k: v for k, v in c.items() if v not in (None, "", {})}))
     return events.set_column(events.schema.get_field_index(S.CONTEXT), S.CONTEXT, pa.array(contexts, pa.string()))
 
 
@@ -93,22 +93,21 @@ def timeline(task: dict, cfg: CurateConfig, layout: RunLayout) -> dict:
                                   root.read_where(f"{DECISIONS}/{platform}", DECISION_SCHEMA, S.EVENT_ID, mine)])
     dropped_mask = pc.is_in(events[S.EVENT_ID], decisions[S.EVENT_ID])
     dropped = events.filter(dropped_mask)
-    reason_of = dict(zip(decisions[S.EVENT_ID].to_pylist(), decisions[S.REASON].to_pylist()))
-    dropped = dropped.append_column(S.REASON, pa.array([reason_of[e] for e in dropped[S.EVENT_ID].to_pylist()], pa.string()))
-    cluster_of = {e: (c, n) for e, c, n in zip(clusters[S.EVENT_ID].to_pylist(), clusters[S.DUP_CLUSTER].to_pylist(),
-                                               clusters[S.DUP_CLUSTER_SIZE].to_pylist())}
+    last = decisions.take(pa.array(range(decisions.num_rows - 1, -1, -1), pa.int64()))  # an event's last decision
+    dropped = dropped.append_column(S.REASON, pc.take(last[S.REASON], pc.index_in(dropped[S.EVENT_ID], last[S.EVENT_ID])))
     is_dup = pc.is_in(dropped[S.EVENT_ID], dups[S.EVENT_ID])
-    detail = pa.array([f"cluster={cluster_of[e][0]} size={cluster_of[e][1]}" if e in cluster_of else None
-                       for e in dropped[S.EVENT_ID].to_pylist()], pa.string())
+    at = pc.index_in(dropped[S.EVENT_ID], clusters[S.EVENT_ID])  # null: not in a cluster
+    detail = pc.binary_join_element_wise("cluster=", pc.take(clusters[S.DUP_CLUSTER], at), " size=",
+                                         pc.cast(pc.take(clusters[S.DUP_CLUSTER_SIZE], at), pa.string()), "")
     rejects = pa.concat_tables([to_rejects(dropped.filter(is_dup), "dedup", detail.filter(is_dup)),
                                 to_rejects(dropped.filter(pc.invert(is_dup)), "timeline")])
     rejects = rejects.sort_by([(S.SOURCE_URI, "ascending"), (S.SOURCE_ROW, "ascending")])
     kept = events.filter(pc.invert(dropped_mask))
-    ids = kept[S.EVENT_ID].to_pylist()
+    at = pc.index_in(kept[S.EVENT_ID], clusters[S.EVENT_ID])  # null: a cluster of its own
     kept = kept.set_column(kept.schema.get_field_index(S.DUP_CLUSTER), S.DUP_CLUSTER,
-                           pa.array([cluster_of.get(e, (e, 1))[0] for e in ids], pa.string()))
+                           pc.coalesce(pc.take(clusters[S.DUP_CLUSTER], at), kept[S.EVENT_ID]))
     kept = kept.set_column(kept.schema.get_field_index(S.DUP_CLUSTER_SIZE), S.DUP_CLUSTER_SIZE,
-                           pa.array([cluster_of.get(e, (e, 1))[1] for e in ids], pa.int32()))
+                           pc.coalesce(pc.cast(pc.take(clusters[S.DUP_CLUSTER_SIZE], at), pa.int32()), pa.scalar(1, pa.int32())))
     parents = pc.unique(kept[S.PARENT_ID]).drop_null()
     kept = _with_context(kept, root.read_where(f"{PARENTS}/{platform}", PARENT_SCHEMA, S.NATIVE_ID, parents))
     kept = kept.select(S.EVENT_SCHEMA.names).cast(S.EVENT_SCHEMA)
