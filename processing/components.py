@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +36,45 @@ def partition_of(ids: pa.Array | pa.ChunkedArray, n: int) -> np.ndarray:
     if len(ids) == 0:
         return np.zeros(0, np.int64)
     return (xxh64(ids) % np.uint64(n)).astype(np.int64)
+
+
+def local_stars(edges: pa.Table) -> pa.Table:
+    """The components of one task's undirected edges (`a`, `b`) as stars: an edge from the smallest node
+    of each component (string order) to each of its other nodes, sorted (a compiled union-find over the
+    nodes' ranks). The same components with at most as many edges, and no paths: the rounds that join
+    the tasks' stars start from stars (an exact group's chain of k copies would take ~log k rounds)."""
+    if edges.num_rows == 0:
+        return edges
+    n = edges.num_rows
+    nodes = pa.concat_arrays([edges["a"].combine_chunks(), edges["b"].combine_chunks()])
+    names = pc.unique(nodes)
+    names = names.take(pc.array_sort_indices(names))  # rank = position in string order
+    ids = pc.index_in(nodes, names).to_numpy()
+    root = _min_roots(ids[:n], ids[n:], len(names))
+    leaf = np.flatnonzero(root != np.arange(len(names)))
+    return pa.table({"a": names.take(pa.array(root[leaf])), "b": names.take(pa.array(leaf))}).sort_by(
+        [("a", "ascending"), ("b", "ascending")])
+
+
+@numba.njit(cache=True, nogil=True)
+def _min_roots(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """The smallest node of each node's component (union by the smaller root, path halving)."""
+    parent = np.arange(n)
+    for i in range(len(a)):
+        x, y = a[i], b[i]
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x < y:
+            parent[y] = x
+        elif y < x:
+            parent[x] = y
+    for v in range(n):  # parents are smaller than their children: one pass in rank order settles every root
+        parent[v] = parent[parent[v]]
+    return parent
 
 
 def directed(edges: pa.Table, a: str = "a", b: str = "b") -> pa.Table:

@@ -56,6 +56,7 @@ from processing.components import (
     by_partition,
     components,
     directed,
+    local_stars,
     neighbourhoods,
     round_bound,
     split_by,
@@ -253,12 +254,13 @@ def _member_ids(t: pa.Table) -> pa.Array | pa.ChunkedArray:
 
 
 def exact_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
-    """Chain the rows of each exact key in one partition; record every copy but the first as secondary."""
+    """Chain the rows of each exact key in one partition (written as stars: `local_stars`); record every
+    copy but the first as secondary."""
     root = layout.root
     platform, part = task["platform"], task["part"]
     rows = _read_rows(layout, platform, part, (-1, 0), cfg, columns=[S.BAND, S.KEY, S.EVENT_ID])
     edges, _ = chain_edges(rows[S.KEY], _member_ids(rows), cap=1 << 62)
-    root.write_parquet(f"{WORK}/{platform}/edges/exact-{part:04d}.parquet", edges)
+    root.write_parquet(f"{WORK}/{platform}/edges/exact-{part:04d}.parquet", local_stars(edges))
     secondary = pc.unique(edges["b"])
     root.write_parquet(f"{WORK}/{platform}/secondary/{part:04d}.parquet", pa.table({S.EVENT_ID: secondary}))
     return {"dedup": {platform: {"exact_edges": edges.num_rows}}}
@@ -266,7 +268,8 @@ def exact_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
 
 def near_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     """Link the rows of each (band, key) bucket for the bands of one pass in one partition: verified
-    pairs (estimated Jaccard >= threshold, from the signatures on the rows) with verify, else a chain."""
+    pairs (estimated Jaccard >= threshold, from the signatures on the rows) with verify, else a chain;
+    the links are written as the stars of their components (`local_stars`)."""
     root = layout.root
     platform, part, lo, hi = task["platform"], task["part"], task["band_lo"], task["band_hi"]
     rows = _read_rows(layout, platform, part, (lo, hi), cfg)
@@ -280,7 +283,7 @@ def near_step(task: dict, cfg: DedupConfig, layout: RunLayout) -> dict:
     else:
         edges, skipped = chain_edges(rows[S.KEY].filter(pa.array(~skip)), members.filter(pa.array(~skip)), cfg.max_bucket_size)
         counts = {"capped_bucket_members": skipped}
-    out = edges.group_by(["a", "b"]).aggregate([]).sort_by([("a", "ascending"), ("b", "ascending")])
+    out = local_stars(edges)  # the task's components as stars: fewer edges, fewer rounds
     root.write_parquet(f"{WORK}/{platform}/edges/near-{lo:03d}-{part:04d}.parquet", out)
     return {"dedup": {platform: {"near_edges": out.num_rows, **counts}}}
 

@@ -28,7 +28,8 @@ from processing.dedup import (
     unpack_signatures,
     verified_edges,
 )
-from processing.components import U, components, directed, neighbourhoods, round_bound, star_edges, star_round, unsettled
+from processing.components import (U, components, directed, local_stars, neighbourhoods, round_bound, star_edges,
+                                   star_round, unsettled)
 from processing.dedup_stage import dedup_rows, DedupRowWriter, group_order, load_clusters, WORK
 from processing.settings import DedupConfig
 from processing.words import words
@@ -426,3 +427,19 @@ def test_group_order_is_the_stable_order_by_partition_then_pass():
                       DedupConfig(num_partitions=3))
     key = rows["part"].to_numpy().astype(np.int64) * 100 + rows["pass"].to_numpy()
     assert rows.num_rows == 2 + 2 * 30 and (np.diff(key) >= 0).all()
+
+
+def test_local_stars_keep_the_components_as_stars_centred_at_their_smallest_node():
+    rng = random.Random(5)
+    nodes = [f"n{i:03d}" for i in range(300)]
+    pairs = [tuple(rng.sample(nodes, 2)) for _ in range(260)] + [("n001", "n001")]
+    pairs += [(f"c{i:02d}", f"c{i + 1:02d}") for i in range(40)]  # a chain of 41, as exact_step writes
+    edges = pa.table({"a": [a for a, _ in pairs], "b": [b for _, b in pairs]})
+    stars = local_stars(edges)
+    want, _ = components(edges, 3)
+    got, rounds = components(stars, 3)
+    assert sorted(got.to_pylist(), key=str) == sorted(want.to_pylist(), key=str)
+    root = dict(zip(want["member"].to_pylist(), want["root"].to_pylist()))
+    assert all(root[b] == a < b for a, b in zip(stars["a"].to_pylist(), stars["b"].to_pylist()))
+    assert stars.num_rows == len(root) - len(set(root.values())) and rounds == 1
+    assert local_stars(edges.slice(0, 0)).num_rows == 0
