@@ -123,15 +123,15 @@ def run_peer(raw: str, limit: int, queue) -> None:
                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
-STEP_GROUPS = (("curate-dedup-cc-r", "curate-dedup-cc-rounds"), ("curate-decide-kcore-r", "curate-decide-kcore-rounds"),
-               ("curate-decide-kusers-r", "curate-decide-kusers-rounds"))
+ROUND = re.compile(r"(.*-r)\d\d$")  # a round of a step family: curate-dedup-cc-r03, curate-decide-kcore-r01
 
 
 def step_peaks(stats: dict) -> dict[str, float]:
-    """Peak RSS per task of each step (the rounds of a step family together)."""
+    """Peak RSS per task of each step (the rounds of a step family together, as `<family>-rounds`)."""
     out: dict[str, float] = {}
     for step, peaks in stats.get("peak_rss_mb", {}).items():
-        name = next((group for prefix, group in STEP_GROUPS if step.startswith(prefix)), step)
+        m = ROUND.match(step)
+        name = f"{m.group(1)}ounds" if m else step
         out[name] = max(out.get(name, 0.0), max(peaks))
     return out
 

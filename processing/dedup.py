@@ -181,20 +181,35 @@ def pack_signatures(sig: np.ndarray, bits: int, rows: np.ndarray | None = None) 
 def unpack_signatures(arr: pa.Array | pa.ChunkedArray, num_perm: int, bits: int,
                       rows: np.ndarray | None = None) -> np.ndarray:
     """The b-bit values of packed signatures (no nulls): n x num_perm, uint8/uint16/uint32; with `rows`,
-    only those rows' (gathered from the buffer: Arrow's take on fixed-size binary is 20x slower)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], pa.binary(num_perm * bits // 8))
+    only those rows', gathered from each chunk's buffer (no copy of the whole column: a near task's
+    signatures are most of its memory; Arrow's take on fixed-size binary is also 20x slower)."""
     width = num_perm * bits // 8
-    raw = np.frombuffer(arr.buffers()[1], np.uint8)[arr.offset * width:(arr.offset + len(arr)) * width] \
-        if len(arr) else np.zeros(0, np.uint8)
-    raw = raw.reshape(len(arr), width)
-    if rows is not None:
-        raw = np.take(raw, rows, axis=0)
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    if rows is None:
+        raw = np.concatenate([_packed(c, width) for c in chunks]) if chunks else np.zeros((0, width), np.uint8)
+    else:
+        raw = np.empty((len(rows), width), np.uint8)
+        starts = np.cumsum([0] + [len(c) for c in chunks])
+        which = np.searchsorted(starts, rows, side="right") - 1  # the chunk of each row
+        order = np.argsort(which, kind="stable")
+        bounds = np.searchsorted(which[order], np.arange(len(chunks) + 1))
+        for k, c in enumerate(chunks):
+            at = order[bounds[k]:bounds[k + 1]]
+            if len(at):
+                raw[at] = np.take(_packed(c, width), rows[at] - starts[k], axis=0)
     if bits == 4:
         out = np.empty((len(raw), num_perm), np.uint8)
         out[:, 0::2], out[:, 1::2] = raw & 0xF, raw >> 4
         return out
     return raw.view(f"<u{bits // 8}").reshape(len(raw), num_perm)
+
+
+def _packed(arr: pa.Array, width: int) -> np.ndarray:
+    """A fixed-size binary array's values as an n x width uint8 view of its buffer (no nulls)."""
+    if len(arr) == 0:
+        return np.zeros((0, width), np.uint8)
+    return np.frombuffer(arr.buffers()[1], np.uint8)[arr.offset * width:(arr.offset + len(arr)) * width].reshape(
+        len(arr), width)
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:

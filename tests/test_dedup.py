@@ -211,6 +211,9 @@ def test_packed_signatures_and_estimate():
         assert np.array_equal(unpack_signatures(packed.slice(1, 2), 112, bits), values[1:])
         assert np.array_equal(unpack_signatures(pa.chunked_array([packed.slice(0, 1), packed.slice(1, 2)]), 112, bits,
                                                 rows=np.array([2, 0, 2])), values[[2, 0, 2]])
+        empty = packed.slice(0, 0)
+        assert np.array_equal(unpack_signatures(pa.chunked_array([empty, packed.slice(0, 2), empty, packed.slice(2, 1)]), 112,
+                                                bits), values)
         est = estimated_jaccard(values[[0, 0]], values[[1, 2]], bits)
         assert abs(est[0] - 0.5) < (0.12 if bits == 4 else 0.05) and abs(est[1]) < (0.1 if bits == 4 else 0.03)
         assert estimated_jaccard(values[:1], values[:1], bits)[0] == 1.0
