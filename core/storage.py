@@ -220,7 +220,7 @@ class RunRoot:
         """The rows of every Parquet file under a directory (or one file) whose `column` is in `values`, in
         file and row order: read_parquet with the filter `field(column).isin(values)`, in tables of
         `batch_rows` rows each filtered with one hash lookup (a dataset filter hashes `values` again for
-        every row group: ten times slower on a bucket's ids against a platform's decisions)."""
+        every row group: 0.29 s against 0.08 s for a bucket's ids against a platform's decisions)."""
         names = columns or schema.names
         read = pa.schema([schema.field(n) for n in dict.fromkeys([*names, column])])
         values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values

@@ -20,7 +20,6 @@ import zstandard
 from core import schema as S
 
 CHUNK = 1 << 20
-USER_ID_CACHE = 1 << 16  # authors whose user id a ReadContext keeps
 ZSTD_MAX_WINDOW = 2**31  # Pushshift dumps are compressed with --long=31
 
 
@@ -51,7 +50,6 @@ class ReadContext:
     salt: str
     max_record_bytes: int = 4 * 1024 * 1024
     row: int = field(default=0)  # running record index within the file
-    _user_ids: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def basename(self) -> str:
@@ -63,17 +61,9 @@ class ReadContext:
         return r
 
     def user_id(self, platform: str, author: str) -> str:
-        """Keyed hash of platform + author: stable for a salt, irreversible without it (the last
-        USER_ID_CACHE authors' are kept: a user's posts come in runs)."""
-        key = (platform, author)
-        uid = self._user_ids.get(key)
-        if uid is None:
-            if len(self._user_ids) >= USER_ID_CACHE:
-                self._user_ids.clear()
-            uid = hashlib.blake2b(f"{platform}\x00{author}".encode(), key=self.salt.encode()[:64],
-                                  digest_size=10).hexdigest()
-            self._user_ids[key] = uid
-        return uid
+        """Keyed hash of platform + author: stable for a salt, irreversible without it."""
+        h = hashlib.blake2b(f"{platform}\x00{author}".encode(), key=self.salt.encode()[:64], digest_size=10)
+        return h.hexdigest()
 
     def row_event_id(self, platform: str, row: int) -> str:
         """Event id for records with no native id: a hash of the file name and the record index."""
